@@ -1,0 +1,248 @@
+"""`pokewatch` command line: the pipeline, one step at a time or all at once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from workers.config import PipelineSettings
+
+app = typer.Typer(help="PokeWatch: fair prices and BUY/SELL/HOLD signals for trading cards.", no_args_is_help=True)
+pipeline_app = typer.Typer(help="The batch pipeline: collect, validate, features, train, evaluate, register.")
+app.add_typer(pipeline_app, name="pipeline")
+
+console = Console(stderr=True)
+
+SourceOpt = Annotated[str, typer.Option("--source", "-s", help="demo | file | pokemonpricetracker")]
+InputOpt = Annotated[Path | None, typer.Option("--input", "-i", help="CSV/Parquet in the long format (file source)")]
+DateOpt = Annotated[
+    str | None, typer.Option("--date", help="collection date YYYY-MM-DD (default: today); names the partition")
+]
+CardsOpt = Annotated[
+    Path | None, typer.Option("--cards", help="only accept cards listed in this cards.yaml (others quarantined)")
+]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # MLflow logs its own INFO/WARNING chatter (database migrations, pickling
+    # advice) on every run; keep it for --verbose.
+    logging.getLogger("mlflow").setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+def _day(value: str | None) -> date:
+    if value is None:
+        return date.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--date must be YYYY-MM-DD, got {value!r}") from exc
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(code=2)
+
+
+def _run_step(name: str, fn: Any, *args: Any) -> None:
+    from workers.pipeline.catalog import CatalogError
+    from workers.pipeline.sources import SourceError
+
+    with console.status(f"{name}..."):
+        try:
+            result = fn(*args)
+        except (SourceError, CatalogError, FileNotFoundError, ValueError) as exc:
+            _fail(exc)
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress")] = False) -> None:
+    _setup_logging(verbose)
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    source: SourceOpt = "demo",
+    input_path: InputOpt = None,
+    day: DateOpt = None,
+    cards: CardsOpt = None,
+) -> None:
+    """Run every step: collect -> validate -> features -> train -> evaluate -> register."""
+    from workers.pipeline import run as steps
+    from workers.pipeline.catalog import CatalogError
+    from workers.pipeline.sources import SourceError
+
+    settings = PipelineSettings()
+    collection_day = _day(day)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        task = progress.add_task("pipeline", total=len(steps.STEPS))
+
+        def on_step(name: str) -> None:
+            done = steps.STEPS.index(name)
+            progress.update(task, completed=done, description=f"{name}")
+
+        try:
+            summary = steps.run_all(settings, source, collection_day, input_path, cards, on_step=on_step)
+        except (SourceError, CatalogError, FileNotFoundError, ValueError) as exc:
+            progress.stop()
+            _fail(exc)
+        progress.update(task, completed=len(steps.STEPS), description="done")
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    s = summary["steps"]
+    table = Table(title=f"PokeWatch pipeline, source={summary['source']}, day={summary['collection_date']}")
+    table.add_column("step")
+    table.add_column("result")
+    table.add_column("s", justify="right")
+    v = s["validate"]
+    rows = [
+        ("collect", f"{s['collect']['fetched']:,} rows fetched"),
+        ("validate", f"{v['accepted']:,} accepted, {v['quarantined']:,} quarantined {v['quarantine_reasons'] or ''}"),
+        ("features", f"{s['features']['rows']:,} rows, {s['features']['cards']:,} cards"),
+        ("train", f"forecast={s['train']['selection'].get('forecast')} fair={s['train']['selection'].get('fair')}"),
+        (
+            "evaluate",
+            f"MAPE model {s['evaluate']['model_mape']:.3f}% vs naive {s['evaluate']['naive_mape']:.3f}%; "
+            f"signal rate {s['evaluate']['signal_rate']:.2%}",
+        ),
+        (
+            "register",
+            f"version {s['register']['version']} "
+            + ("[green]promoted to champion[/green]" if s["register"]["promoted"] else "[yellow]not promoted[/yellow]")
+            + f": {s['register']['reason']}",
+        ),
+    ]
+    for name, text in rows:
+        table.add_row(name, text, f"{s[name]['seconds']:.1f}")
+    console.print(table)
+
+
+@pipeline_app.command("collect")
+def pipeline_collect(source: SourceOpt = "demo", input_path: InputOpt = None, day: DateOpt = None) -> None:
+    """Fetch prices from a source into the landing area."""
+    from workers.pipeline import run as steps
+
+    _run_step("collect", steps.collect, PipelineSettings(), source, _day(day), input_path)
+
+
+@pipeline_app.command("validate")
+def pipeline_validate(source: SourceOpt = "demo", day: DateOpt = None, cards: CardsOpt = None) -> None:
+    """Validate landed rows; rejects go to quarantine with a reason."""
+    from workers.pipeline import run as steps
+
+    _run_step("validate", steps.validate, PipelineSettings(), source, _day(day), cards)
+
+
+@pipeline_app.command("features")
+def pipeline_features(source: SourceOpt = "demo") -> None:
+    """Rebuild the feature table from every collected day of a source."""
+    from workers.pipeline import run as steps
+
+    _run_step("features", steps.features, PipelineSettings(), source)
+
+
+@pipeline_app.command("train")
+def pipeline_train(source: SourceOpt = "demo", day: DateOpt = None) -> None:
+    """Fit the candidate model on all history."""
+    from workers.pipeline import run as steps
+
+    _run_step("train", steps.train, PipelineSettings(), source, _day(day))
+
+
+@pipeline_app.command("evaluate")
+def pipeline_evaluate(source: SourceOpt = "demo", day: DateOpt = None) -> None:
+    """Walk-forward evaluation of the model and the baselines."""
+    from workers.pipeline import run as steps
+
+    _run_step("evaluate", steps.evaluate, PipelineSettings(), source, _day(day))
+
+
+@pipeline_app.command("register")
+def pipeline_register(source: SourceOpt = "demo", day: DateOpt = None) -> None:
+    """Register the candidate in MLflow and promote it if it passes the gate."""
+    from workers.pipeline import run as steps
+
+    _run_step("register", steps.register, PipelineSettings(), source, _day(day))
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+@app.command("evaluate")
+def evaluate_file(
+    input_path: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet in the long format")],
+    horizon: Annotated[int, typer.Option(min=1, help="forecast horizon in observations")] = 1,
+    fair_horizon: Annotated[int, typer.Option(min=1, help="observations averaged by the fair level")] = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Walk-forward metrics of model and baselines on any long-format file."""
+    from dataclasses import replace
+
+    from workers.pipeline.evaluate import walk_forward
+    from workers.pipeline.features import build_features
+    from workers.pipeline.run import eval_config
+    from workers.pipeline.schema import validate
+    from workers.pipeline.sources import SourceError
+    from workers.pipeline.sources.file import FileSource
+
+    settings = PipelineSettings()
+    cfg = replace(eval_config(settings), horizon=horizon, fair_horizon=fair_horizon)
+    try:
+        with console.status("loading and validating..."):
+            checked = validate(FileSource(input_path).fetch(date.today()))
+        with console.status(f"walk-forward evaluation on {len(checked.clean):,} rows..."):
+            result = walk_forward(build_features(checked.clean), cfg)
+    except (SourceError, ValueError) as exc:
+        _fail(exc)
+    out = result.to_json()
+    out["quarantined"] = len(checked.quarantined)
+    if as_json:
+        typer.echo(json.dumps(_finite(out), indent=2, default=str))
+        return
+    table = Table(title=f"walk-forward, h={horizon}, cutoff {out['cutoff']}, {out['n_test']:,} test rows")
+    cols = ["mape", "mdape", "rmse_log", "signal_rate", "hit_rate", "fwd_return_buy", "fwd_return_sell"]
+    table.add_column("model")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for name in ("model", "naive", "rolling_mean_3"):
+        table.add_row(name, *(f"{out[name][c]:.4f}" for c in cols))
+    console.print(table)
+    low, high = out["model_vs_naive_mape_improvement_interval"]
+    console.print(
+        f"model vs naive MAPE improvement: {out['model_vs_naive_mape_improvement']:.2f}% "
+        f"(90% card-resampled interval {low:.2f}% .. {high:.2f}%)"
+    )
+
+
+if __name__ == "__main__":
+    app()

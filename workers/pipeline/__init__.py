@@ -1,0 +1,1 @@
+"""The batch pipeline: collect -> validate -> features -> train -> evaluate -> register."""

@@ -1,0 +1,162 @@
+"""Per-card time-series features, computed with vectorized group operations.
+
+Input is the long price table (one row per card and date). Every feature at
+row t uses prices up to and including t only, so a row is a valid forecast
+origin. Horizons are counted in observations of the card's own series (weeks
+for weekly data, days for daily data), which is what "next price" means to a
+collector looking at a price chart.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+ROLL_WINDOWS = (3, 5, 10)
+RETURN_LAGS = (1, 2, 3, 4)
+
+FEATURE_COLUMNS: list[str] = [
+    *(f"ret_{k}" for k in RETURN_LAGS),
+    "ret_cum_4",
+    "ret_cum_8",
+    "ret_cum_13",
+    "ret_cum_26",
+    *(f"mean_rel_{w}" for w in ROLL_WINDOWS),
+    *(f"median_rel_{w}" for w in ROLL_WINDOWS),
+    *(f"std_{w}" for w in ROLL_WINDOWS),
+    "max_rel_10",
+    "min_rel_10",
+    "steps_since_change",
+    "last_change",
+    "change_share_10",
+    "log_volume",
+    "volume_rel_5",
+    "volume_mean_10",
+    "log_price",
+    "age",
+]
+
+
+def prepare(prices: pd.DataFrame) -> pd.DataFrame:
+    """Sort the long table by card and date and add `log_price`.
+
+    Args:
+        prices: validated long table with card_id, date, market_price
+            (and optionally volume).
+
+    Returns:
+        A new frame sorted by (card_id, date) with a fresh RangeIndex.
+    """
+    df = prices.sort_values(["card_id", "date"], kind="mergesort").reset_index(drop=True)
+    df["log_price"] = np.log(df["market_price"].to_numpy(dtype="float64"))
+    return df
+
+
+def _group_rolling(values: pd.Series, keys: pd.Series, window: int, how: str) -> np.ndarray:
+    roller = values.groupby(keys, sort=False).rolling(window, min_periods=1)
+    out = getattr(roller, how)()
+    # groupby().rolling() prefixes the group key; rows keep their original order
+    # because the frame is already sorted by card.
+    return out.to_numpy()
+
+
+def build_features(prices: pd.DataFrame) -> pd.DataFrame:
+    """Compute the model's features for every (card, date) row.
+
+    Args:
+        prices: validated long table (card_id, date, market_price, optional
+            volume); any order.
+
+    Returns:
+        The table sorted by (card_id, date) with `log_price`, every column of
+        FEATURE_COLUMNS, and `step` (the row's position in its card's series).
+    """
+    df = prepare(prices)
+    keys = df["card_id"]
+    grouped = df.groupby("card_id", sort=False)
+    lp = df["log_price"]
+    price = df["market_price"].astype("float64")
+
+    step = grouped.cumcount().to_numpy()
+    df["step"] = step
+    ret = lp - grouped["log_price"].shift(1)
+    df["ret_1"] = ret
+    for k in RETURN_LAGS[1:]:
+        df[f"ret_{k}"] = ret.groupby(keys, sort=False).shift(k - 1)
+    df["ret_cum_4"] = lp - grouped["log_price"].shift(4)
+    df["ret_cum_8"] = lp - grouped["log_price"].shift(8)
+    df["ret_cum_13"] = lp - grouped["log_price"].shift(13)
+    df["ret_cum_26"] = lp - grouped["log_price"].shift(26)
+
+    for w in ROLL_WINDOWS:
+        df[f"mean_rel_{w}"] = np.log(_group_rolling(price, keys, w, "mean")) - lp
+        df[f"median_rel_{w}"] = np.log(_group_rolling(price, keys, w, "median")) - lp
+        df[f"std_{w}"] = _group_rolling(ret.fillna(0.0), keys, w, "std")
+    df["max_rel_10"] = np.log(_group_rolling(price, keys, 10, "max")) - lp
+    df["min_rel_10"] = np.log(_group_rolling(price, keys, 10, "min")) - lp
+
+    changed = ret.fillna(0.0).ne(0.0)
+    # Number the runs of unchanged prices; position inside a run is the number
+    # of steps since the price last moved.
+    run_id = changed.astype("int64").groupby(keys, sort=False).cumsum()
+    run_key = keys.astype(str) + "\x00" + run_id.astype(str)
+    df["steps_since_change"] = df.groupby(run_key, sort=False).cumcount().to_numpy()
+    last_change = ret.where(changed)
+    df["last_change"] = last_change.groupby(keys, sort=False).ffill().fillna(0.0)
+    df["change_share_10"] = _group_rolling(changed.astype("float64"), keys, 10, "mean")
+
+    if "volume" in df.columns and df["volume"].notna().any():
+        vol = pd.to_numeric(df["volume"], errors="coerce").astype("float64")
+        df["log_volume"] = np.log1p(vol.clip(lower=0))
+        df["volume_rel_5"] = np.log1p(vol) - np.log1p(_group_rolling(vol, keys, 5, "mean"))
+        df["volume_mean_10"] = np.log1p(_group_rolling(vol, keys, 10, "mean"))
+    else:
+        df["volume_mean_10"] = np.nan
+        df["log_volume"] = np.nan
+        df["volume_rel_5"] = np.nan
+    df["age"] = step.astype("float64")
+    return df
+
+
+def add_target(features: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Add the forward log-return `target` and the target's date `target_date`.
+
+    Args:
+        features: output of build_features (sorted by card and date).
+        horizon: steps ahead, >= 1.
+
+    Returns:
+        The same frame with `target` (NaN where the card has no row h steps
+        ahead) and `target_date`.
+    """
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    grouped = features.groupby("card_id", sort=False)
+    features["target"] = grouped["log_price"].shift(-horizon) - features["log_price"]
+    features["target_date"] = grouped["date"].shift(-horizon)
+    return features
+
+
+def add_level_target(features: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Add `level`: log of the mean of the next `horizon` prices over today's price.
+
+    This is the target of the fair-price model: the level the card is expected
+    to trade at over the coming observations, which averages out the noise of
+    any single future print.
+
+    Args:
+        features: output of build_features (sorted by card and date).
+        horizon: number of future observations to average, >= 1.
+
+    Returns:
+        The same frame with `level` and `level_date` (the last date averaged).
+    """
+    if horizon < 1:
+        raise ValueError(f"fair horizon must be >= 1, got {horizon}")
+    grouped = features.groupby("card_id", sort=False)
+    total = np.zeros(len(features))
+    for k in range(1, horizon + 1):
+        total = total + grouped["market_price"].shift(-k).to_numpy(dtype="float64")
+    features["level"] = np.log(total / horizon) - features["log_price"].to_numpy()
+    features["level_date"] = grouped["date"].shift(-horizon)
+    return features

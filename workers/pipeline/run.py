@@ -1,0 +1,172 @@
+"""The pipeline's steps as plain functions that exchange paths, not frames.
+
+Each step reads what the previous one wrote under the data dir, so it can run
+alone (`pokewatch pipeline <step>`), in one process (`pokewatch pipeline run`)
+or as an Airflow task. The collection date names every partition, so
+re-running a day replaces that day.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from workers.config import PipelineSettings
+from workers.pipeline import registry
+from workers.pipeline.catalog import load_catalog
+from workers.pipeline.evaluate import EvalConfig, walk_forward, with_targets
+from workers.pipeline.features import FEATURE_COLUMNS, build_features
+from workers.pipeline.models import GBMModel
+from workers.pipeline.schema import validate as validate_rows
+from workers.pipeline.sources import make_source
+from workers.pipeline.storage import DataStore, atomic_write_json, atomic_write_parquet
+
+logger = logging.getLogger(__name__)
+
+STEPS = ("collect", "validate", "features", "train", "evaluate", "register")
+
+
+def eval_config(settings: PipelineSettings) -> EvalConfig:
+    return EvalConfig(
+        horizon=settings.horizon,
+        fair_horizon=settings.fair_horizon,
+        train_fraction=settings.train_fraction,
+        embargo_days=settings.embargo_days,
+        buy_threshold=settings.buy_threshold,
+        sell_threshold=settings.sell_threshold,
+        max_train_rows=settings.max_train_rows,
+    )
+
+
+def collect(settings: PipelineSettings, source: str, day: date, input_path: Path | None = None) -> dict[str, Any]:
+    """Fetch from the source and land the table as it came."""
+    frame = make_source(source, settings, input_path).fetch(day)
+    path = DataStore(settings.data_dir).write_landing(frame, day, source)
+    logger.info("collected %d rows from %s into %s", len(frame), source, path)
+    return {"landing": str(path), "fetched": len(frame)}
+
+
+def validate(settings: PipelineSettings, source: str, day: date, cards_file: Path | None = None) -> dict[str, Any]:
+    """Validate the landed table: clean rows to raw/, rejected rows to quarantine/."""
+    store = DataStore(settings.data_dir)
+    landed = pd.read_parquet(store.landing_path(day, source))
+    known = load_catalog(cards_file).card_ids if cards_file else None
+    result = validate_rows(landed, known_cards=known)
+    raw = atomic_write_parquet(result.clean, store.raw_path(day, source))
+    quarantine = store.write_quarantine(result.quarantined, day, source)
+    reasons = result.reasons()
+    if reasons:
+        logger.warning("quarantined %d rows: %s", len(result.quarantined), reasons)
+    return {
+        "raw": str(raw),
+        "accepted": len(result.clean),
+        "quarantined": len(result.quarantined),
+        "quarantine_reasons": reasons,
+        "quarantine": str(quarantine) if quarantine else None,
+    }
+
+
+def features(settings: PipelineSettings, source: str, day: date | None = None) -> dict[str, Any]:
+    """Rebuild the feature table from every collected day of the source."""
+    store = DataStore(settings.data_dir)
+    prices = store.read_raw(source)
+    table = build_features(prices)
+    path = atomic_write_parquet(table, store.features_path(source))
+    return {"features": str(path), "rows": len(table), "cards": int(table["card_id"].nunique())}
+
+
+def _load_features(settings: PipelineSettings, source: str) -> pd.DataFrame:
+    return pd.read_parquet(DataStore(settings.data_dir).features_path(source))
+
+
+def train(settings: PipelineSettings, source: str, day: date) -> dict[str, Any]:
+    """Fit the candidate on all history (with its guarded fallback) and save it."""
+    cfg = eval_config(settings)
+    frame = with_targets(_load_features(settings, source), cfg.horizon, cfg.fair_horizon)
+    model = GBMModel(horizon=cfg.horizon, fair_horizon=cfg.fair_horizon, max_train_rows=cfg.max_train_rows)
+    model.fit(frame)
+    path = registry.save_candidate(model, DataStore(settings.data_dir).candidate_dir(day, source) / "model.pkl")
+    return {"model": str(path), "selection": model.choice}
+
+
+def evaluate(settings: PipelineSettings, source: str, day: date) -> dict[str, Any]:
+    """Walk-forward evaluation of model and baselines; writes evaluation.json."""
+    cfg = eval_config(settings)
+    result = walk_forward(_load_features(settings, source), cfg)
+    out_dir = DataStore(settings.data_dir).candidate_dir(day, source)
+    keep = ["card_id", "date", "log_price", "target", *FEATURE_COLUMNS]
+    keep += [c for c in result.test.columns if c.startswith(("pred_", "fair_"))]
+    atomic_write_parquet(result.test[list(dict.fromkeys(keep))], out_dir / "test.parquet")
+    evaluation = result.to_json()
+    path = atomic_write_json(evaluation, out_dir / "evaluation.json")
+    return {
+        "evaluation": str(path),
+        "model_mape": evaluation["model"]["mape"],
+        "naive_mape": evaluation["naive"]["mape"],
+        "model_vs_naive_mape_improvement": evaluation["model_vs_naive_mape_improvement"],
+        "signal_rate": evaluation["model"]["signal_rate"],
+        "hit_rate": evaluation["model"]["hit_rate"],
+    }
+
+
+def register(settings: PipelineSettings, source: str, day: date) -> dict[str, Any]:
+    """Log to MLflow, register a version, promote it to champion if it passes the gate."""
+    from workers.pipeline.plots import evaluation_figures
+
+    out_dir = DataStore(settings.data_dir).candidate_dir(day, source)
+    model = registry.load_candidate(out_dir / "model.pkl")
+    evaluation = json.loads((out_dir / "evaluation.json").read_text(encoding="utf-8"))
+    test = pd.read_parquet(out_dir / "test.parquet")
+    params = {
+        "source": source,
+        "collection_date": day.isoformat(),
+        "horizon": settings.horizon,
+        "fair_horizon": settings.fair_horizon,
+        "buy_threshold": settings.buy_threshold,
+        "sell_threshold": settings.sell_threshold,
+        "train_fraction": settings.train_fraction,
+        "forecast_choice": model.choice.get("forecast"),
+        "fair_choice": model.choice.get("fair"),
+        "cutoff": evaluation.get("cutoff"),
+        "n_train": evaluation.get("n_train"),
+        "n_test": evaluation.get("n_test"),
+    }
+    figures = evaluation_figures(test, settings.buy_threshold, settings.sell_threshold)
+    decision = registry.register(settings, model, evaluation, test, params, figures)
+    return decision.as_dict()
+
+
+def run_all(
+    settings: PipelineSettings,
+    source: str,
+    day: date,
+    input_path: Path | None = None,
+    cards_file: Path | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Every step in order; returns and saves the run summary."""
+    summary: dict[str, Any] = {"source": source, "collection_date": day.isoformat(), "steps": {}}
+    steps: dict[str, Callable[[], dict[str, Any]]] = {
+        "collect": lambda: collect(settings, source, day, input_path),
+        "validate": lambda: validate(settings, source, day, cards_file),
+        "features": lambda: features(settings, source, day),
+        "train": lambda: train(settings, source, day),
+        "evaluate": lambda: evaluate(settings, source, day),
+        "register": lambda: register(settings, source, day),
+    }
+    for name, step in steps.items():
+        if on_step:
+            on_step(name)
+        started = time.perf_counter()
+        result = step()
+        result["seconds"] = round(time.perf_counter() - started, 2)
+        summary["steps"][name] = result
+    atomic_write_json(summary, DataStore(settings.data_dir).summary_path(day, source))
+    return summary
