@@ -60,7 +60,5 @@ def load_catalog(path: Path | str) -> Catalog:
     for i, entry in enumerate(cards):
         if not isinstance(entry, dict) or not entry.get("card_id"):
             raise CatalogError(f"{path}: cards[{i}] needs a card_id")
-        tracked.append(
-            TrackedCard(str(entry["card_id"]), str(entry.get("name", "")), str(entry.get("set", "")))
-        )
+        tracked.append(TrackedCard(str(entry["card_id"]), str(entry.get("name", "")), str(entry.get("set", ""))))
     return Catalog(tuple(str(s) for s in sets), tuple(tracked))

@@ -132,5 +132,9 @@ def walk_forward(features: pd.DataFrame, cfg: EvalConfig) -> EvalResult:
     improvement = card_bootstrap_improvement(
         test["card_id"].to_numpy(), apes["model"], apes["naive"], n_boot=cfg.n_boot
     )
-    extra = {"selection": getattr(models["model"], "choice", {}), "horizon": cfg.horizon, "fair_horizon": cfg.fair_horizon}
+    extra = {
+        "selection": getattr(models["model"], "choice", {}),
+        "horizon": cfg.horizon,
+        "fair_horizon": cfg.fair_horizon,
+    }
     return EvalResult(cutoff, metrics, improvement, test, models, len(train), len(test), extra)

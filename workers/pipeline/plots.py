@@ -40,7 +40,7 @@ def evaluation_figures(test: pd.DataFrame, buy_threshold: float, sell_threshold:
     figs["predicted_vs_actual"] = fig
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    bins = np.linspace(0, 30, 61)
+    bins = [float(b) for b in np.linspace(0, 30, 61)]
     for name in MODELS:
         ape = 100 * np.abs(np.expm1(test[f"pred_{name}"] - test["target"]))
         ax.hist(np.clip(ape, 0, 30), bins=bins, histtype="step", label=f"{name} (MAPE {ape.mean():.2f}%)")

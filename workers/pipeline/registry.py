@@ -53,9 +53,7 @@ def configure(settings: PipelineSettings) -> str:
     exp = mlflow.get_experiment_by_name(settings.experiment_name)
     if exp is not None:
         return str(exp.experiment_id)
-    return str(
-        mlflow.create_experiment(settings.experiment_name, artifact_location=settings.artifact_root.as_uri())
-    )
+    return str(mlflow.create_experiment(settings.experiment_name, artifact_location=settings.artifact_root.as_uri()))
 
 
 class PriceModelPyfunc:
@@ -161,9 +159,7 @@ def register(
         mlflow.log_params(params)
         for name, metrics in evaluation.items():
             if isinstance(metrics, dict) and name in ("model", "naive", "rolling_mean_3"):
-                mlflow.log_metrics(
-                    {f"{name}.{k}": float(v) for k, v in metrics.items() if np.isfinite(float(v))}
-                )
+                mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in metrics.items() if np.isfinite(float(v))})
         mlflow.log_metric("model_vs_naive_mape_improvement", evaluation["model_vs_naive_mape_improvement"])
         mlflow.log_dict(evaluation, "evaluation.json")
         for fname, fig in figures.items():

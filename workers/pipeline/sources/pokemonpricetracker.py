@@ -77,9 +77,7 @@ class PokemonPriceTrackerSource:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not api_key:
-            raise SourceAuthError(
-                "no API key: set POKEMONPRICETRACKER_API_KEY (or use --source demo / --source file)"
-            )
+            raise SourceAuthError("no API key: set POKEMONPRICETRACKER_API_KEY (or use --source demo / --source file)")
         self.catalog = catalog
         self.days = days
         self.page_size = page_size
@@ -142,9 +140,7 @@ class PokemonPriceTrackerSource:
         except httpx.TransportError as exc:
             raise _Retryable(f"connection error: {exc}") from exc
         if resp.status_code in (401, 403):
-            raise SourceAuthError(
-                f"API key rejected (HTTP {resp.status_code}): check POKEMONPRICETRACKER_API_KEY"
-            )
+            raise SourceAuthError(f"API key rejected (HTTP {resp.status_code}): check POKEMONPRICETRACKER_API_KEY")
         if resp.status_code == 404:
             raise SourceNotFoundError(f"not found (HTTP 404) for {params}: check the ids in cards.yaml")
         if resp.status_code == 429 or resp.status_code >= 500:
@@ -168,7 +164,7 @@ def _history_rows(card: dict[str, Any]) -> Iterator[dict[str, Any]]:
     history = card.get("priceHistory") or []
     if isinstance(history, dict):
         conditions = history.get("conditions") or {}
-        near_mint = conditions.get("Near Mint") or next(iter(conditions.values()), {})
+        near_mint: Any = conditions.get("Near Mint") or next(iter(conditions.values()), {})
         history = near_mint.get("history", []) if isinstance(near_mint, dict) else []
     currency = (card.get("prices") or {}).get("currency", "USD") if isinstance(card.get("prices"), dict) else "USD"
     for point in history if isinstance(history, list) else []:

@@ -1,0 +1,64 @@
+"""Model behaviour: beats naive where there is structure, falls back where there is none."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workers.pipeline.evaluate import EvalConfig, walk_forward
+from workers.pipeline.features import build_features
+
+
+def _panel(n_cards: int, n_days: int, revert: float, seed: int = 0) -> pd.DataFrame:
+    """Random-walk value plus a transient print noise that reverts with strength `revert`."""
+    rng = np.random.default_rng(seed)
+    value = np.cumsum(rng.normal(0, 0.01, (n_cards, n_days)), axis=1)
+    noise = rng.normal(0, 0.08, (n_cards, n_days)) * revert
+    logp = np.log(20) + value + noise
+    dates = pd.date_range("2025-01-01", periods=n_days)
+    return pd.DataFrame(
+        {
+            "card_id": np.repeat([f"c{i}" for i in range(n_cards)], n_days),
+            "date": np.tile(dates.values, n_cards),
+            "market_price": np.exp(logp).ravel(),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def reverting():
+    return walk_forward(build_features(_panel(150, 120, revert=1.0)), EvalConfig(n_boot=200))
+
+
+def test_model_beats_naive_when_prices_revert(reverting):
+    m = reverting.metrics
+    assert reverting.models["model"].choice["forecast"] == "gbm"
+    assert m["model"]["mape"] < 0.9 * m["naive"]["mape"]
+    _, low, _ = reverting.improvement
+    assert low > 0
+
+
+def test_fair_price_signals_fire_and_are_right(reverting):
+    m = reverting.metrics["model"]
+    assert m["signal_rate"] > 0.01
+    assert m["hit_rate"] > 0.6
+    assert m["fwd_return_buy"] > 0 > m["fwd_return_sell"]
+
+
+def test_interval_covers_about_80_percent(reverting):
+    assert 0.7 <= reverting.metrics["model"]["interval_coverage"] <= 0.9
+
+
+def test_falls_back_to_naive_on_a_pure_random_walk():
+    result = walk_forward(build_features(_panel(100, 100, revert=0.0)), EvalConfig(n_boot=100))
+    model = result.models["model"]
+    assert model.choice["forecast"] in {"naive", "drift"}
+    assert result.metrics["model"]["mape"] <= result.metrics["naive"]["mape"] * 1.005
+
+
+def test_short_history_ships_naive():
+    result = walk_forward(build_features(_panel(30, 14, revert=1.0)), EvalConfig(n_boot=50))
+    assert result.models["model"].choice["forecast"] == "naive"
+    assert result.models["model"].choice["fair"] == "market"
+    assert result.metrics["model"]["signal_rate"] == 0

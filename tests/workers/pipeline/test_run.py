@@ -1,0 +1,77 @@
+"""The whole pipeline on real MLflow (sqlite): champion, gate, idempotent re-runs."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from workers.pipeline import registry, run
+from workers.pipeline.storage import DataStore
+
+pytestmark = pytest.mark.slow
+DAY = date(2026, 11, 1)
+
+
+def test_demo_run_promotes_then_second_run_does_not(settings):
+    first = run.run_all(settings, "demo", DAY)
+    assert first["steps"]["register"]["promoted"] is True
+    assert registry.champion_version(settings) == first["steps"]["register"]["version"]
+    # The champion loads back from the registry and predicts.
+    model = registry.load_version(settings, first["steps"]["register"]["version"])
+    test = pd.read_parquet(DataStore(settings.data_dir).candidate_dir(DAY, "demo") / "test.parquet")
+    assert len(model.predict(test.head(10)).ret) == 10
+
+    second = run.run_all(settings, "demo", DAY)
+    reg = second["steps"]["register"]
+    assert reg["promoted"] is False and reg["version"] != first["steps"]["register"]["version"]
+    assert registry.champion_version(settings) == first["steps"]["register"]["version"]
+
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    tags = client.get_model_version(settings.model_name, reg["version"]).tags
+    assert tags["gate.promoted"] == "False" and "does not beat champion" in tags["gate.reason"]
+    # Same day re-run replaced the day's partition instead of adding rows.
+    store = DataStore(settings.data_dir)
+    assert len(store.read_raw("demo")) == settings.demo_cards * settings.demo_days
+    summary = json.loads(store.summary_path(DAY, "demo").read_text())
+    assert summary["steps"]["register"]["version"] == reg["version"]
+    artifacts = client.list_artifacts(tags["run_id"], "plots")
+    assert {a.path for a in artifacts} == {
+        "plots/predicted_vs_actual.png",
+        "plots/error_distribution.png",
+        "plots/signal_mix.png",
+    }
+
+
+def test_file_with_bad_rows_completes_with_quarantine_report(settings, tmp_path):
+    from workers.pipeline.sources.demo import generate
+
+    good = generate(40, 200, seed=11)
+    good["date"] = good["date"].dt.strftime("%Y-%m-%d")
+    good = good.astype({"market_price": "object"})
+    bad = pd.DataFrame(
+        {
+            "card_id": ["demo-00001", "demo-00002", "demo-00003", "", "demo-00001"],
+            "date": ["2025-09-01", "2025-09-02", "yesterday", "2025-09-03", good["date"].iloc[0]],
+            "market_price": [-5, "NaN", 3.0, 4.0, 99.0],
+        }
+    )
+    path = tmp_path / "prices.csv"
+    pd.concat([good, bad], ignore_index=True).to_csv(path, index=False)
+    summary = run.run_all(settings, "file", DAY, input_path=path)
+    v = summary["steps"]["validate"]
+    assert v["quarantined"] == 5
+    assert v["quarantine_reasons"] == {
+        "non-positive price": 1,
+        "non-numeric price": 1,
+        "bad date": 1,
+        "missing card_id": 1,
+        "duplicate card_id and date (kept the last)": 1,
+    }
+    rejected = pd.read_parquet(v["quarantine"])
+    assert set(rejected["reason"]) == set(v["quarantine_reasons"])
+    assert summary["steps"]["register"]["version"]
