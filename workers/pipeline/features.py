@@ -115,6 +115,10 @@ def build_features(prices: pd.DataFrame) -> pd.DataFrame:
         df["log_volume"] = np.nan
         df["volume_rel_5"] = np.nan
     df["age"] = step.astype("float64")
+    # float32 halves the table (3.65M rows x 30 features: 0.9 GB -> 0.45 GB);
+    # log_price stays float64 because targets are differences of it.
+    narrow = [c for c in FEATURE_COLUMNS if c != "log_price"]
+    df[narrow] = df[narrow].astype("float32")
     return df
 
 

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 INTERVAL = (0.10, 0.90)
 MIN_VALIDATION_PERIODS = 4
+MIN_VALIDATION_SIGNALS = 20
 
 
 @dataclass
@@ -237,9 +238,9 @@ class GBMModel:
             fair = _Fitted.fit(lvl_sub, "level", "squared_error", **FAIR_PARAMS).predict(lvl_val)
             edge = _signal_edge(fair, lvl_val["level"].to_numpy())
             choice["validation_signal_edge"] = edge
-            # The fair model exists to drive signals: keep it when the signals it
-            # fires on unseen dates point the right way on average.
-            if edge["n"] == 0 or edge["mean_edge"] > 0:
+            # The fair model exists to drive signals: keep it only when enough
+            # signals fire on unseen dates and they point the right way on average.
+            if edge["n"] >= MIN_VALIDATION_SIGNALS and edge["mean_edge"] > 0:
                 choice["fair"] = "gbm"
         logger.info("model selection: %s", choice)
         return choice
