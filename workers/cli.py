@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,6 +40,9 @@ def _setup_logging(verbose: bool) -> None:
     )
     # MLflow logs its own INFO/WARNING chatter (database migrations, pickling
     # advice) on every run; keep it for --verbose.
+    # MLflow sets its logger's level when it is imported (later, lazily), so the
+    # level also goes through its own environment variable.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "ERROR")
     logging.getLogger("mlflow").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
