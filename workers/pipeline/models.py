@@ -62,38 +62,50 @@ def _residual_band(residuals: pd.Series) -> tuple[float, float]:
     return float(low), float(high)
 
 
+class _BaselineModel:
+    """A rule-based forecast whose interval is the spread of its past errors."""
+
+    name: str
+    horizon: int
+    band: tuple[float, float]
+
+    def _ret(self, frame: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def fit(self, train: pd.DataFrame) -> _BaselineModel:
+        self.band = _residual_band(train["target"] - self._ret(train))
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> Forecast:
+        ret = self._ret(frame)
+        return Forecast(ret, ret + self.band[0], ret + self.band[1], self._fair(ret))
+
+    def _fair(self, ret: np.ndarray) -> np.ndarray:
+        return ret.copy()
+
+
 @dataclass
-class NaiveModel:
-    """Next price = last price; the interval is the spread of past h-step moves."""
+class NaiveModel(_BaselineModel):
+    """Next price = last price; fair = market, so it never signals."""
 
     horizon: int = 1
     name: str = "naive"
     band: tuple[float, float] = (0.0, 0.0)
 
-    def fit(self, train: pd.DataFrame) -> NaiveModel:
-        self.band = _residual_band(train["target"])
-        return self
-
-    def predict(self, frame: pd.DataFrame) -> Forecast:
-        zeros = np.zeros(len(frame))
-        return Forecast(zeros, zeros + self.band[0], zeros + self.band[1], zeros.copy())
+    def _ret(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.zeros(len(frame))
 
 
 @dataclass
-class RollingMeanModel:
+class RollingMeanModel(_BaselineModel):
     """The original rule: forecast and fair price are the mean of the last 3 prices."""
 
     horizon: int = 1
     name: str = "rolling_mean_3"
     band: tuple[float, float] = (0.0, 0.0)
 
-    def fit(self, train: pd.DataFrame) -> RollingMeanModel:
-        self.band = _residual_band(train["target"] - train["mean_rel_3"])
-        return self
-
-    def predict(self, frame: pd.DataFrame) -> Forecast:
-        ret = frame["mean_rel_3"].to_numpy(dtype="float64")
-        return Forecast(ret, ret + self.band[0], ret + self.band[1], ret.copy())
+    def _ret(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame["mean_rel_3"].to_numpy(dtype="float64")
 
 
 def _gbm(loss: str, **kw: Any) -> HistGradientBoostingRegressor:
