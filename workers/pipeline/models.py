@@ -179,7 +179,6 @@ class GBMModel:
     fair_horizon: int = 4
     max_train_rows: int = 600_000
     name: str = "model"
-    columns: list[str] = field(default_factory=list)
     choice: dict[str, Any] = field(default_factory=dict)
     drift: float = 0.0
     _median: Any = None

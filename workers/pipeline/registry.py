@@ -141,7 +141,7 @@ def register(
         The gate decision, also stored as tags on the version.
     """
     mlflow = _mlflow()
-    configure(settings)
+    experiment_id = configure(settings)
     client = mlflow.MlflowClient()
     current = champion_version(settings)
     champion_mape = None
@@ -155,7 +155,7 @@ def register(
     naive_mape = float(evaluation["naive"]["mape"])
     promoted, reason = decide_gate(candidate_mape, naive_mape, champion_mape)
 
-    with mlflow.start_run(experiment_id=configure(settings)) as run:
+    with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(params)
         for name, metrics in evaluation.items():
             if isinstance(metrics, dict) and name in ("model", "naive", "rolling_mean_3"):

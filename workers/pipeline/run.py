@@ -73,7 +73,7 @@ def validate(settings: PipelineSettings, source: str, day: date, cards_file: Pat
     }
 
 
-def features(settings: PipelineSettings, source: str, day: date | None = None) -> dict[str, Any]:
+def features(settings: PipelineSettings, source: str) -> dict[str, Any]:
     """Rebuild the feature table from every collected day of the source."""
     store = DataStore(settings.data_dir)
     prices = store.read_raw(source)
@@ -156,7 +156,7 @@ def run_all(
     steps: dict[str, Callable[[], dict[str, Any]]] = {
         "collect": lambda: collect(settings, source, day, input_path),
         "validate": lambda: validate(settings, source, day, cards_file),
-        "features": lambda: features(settings, source, day),
+        "features": lambda: features(settings, source),
         "train": lambda: train(settings, source, day),
         "evaluate": lambda: evaluate(settings, source, day),
         "register": lambda: register(settings, source, day),
