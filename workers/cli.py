@@ -206,7 +206,7 @@ def _finite(obj: Any) -> Any:
 def evaluate_file(
     input_path: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet in the long format")],
     horizon: Annotated[int, typer.Option(min=1, help="forecast horizon in observations")] = 1,
-    fair_horizon: Annotated[int, typer.Option(min=1, help="observations averaged by the fair level")] = 4,
+    fair_horizon: Annotated[int, typer.Option(min=1, help="observations averaged by the fair level")] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Walk-forward metrics of model and baselines on any long-format file."""

@@ -22,12 +22,14 @@ class PipelineSettings(BaseSettings):
     cards_file: Path = Path("cards.yaml")
 
     horizon: int = Field(default=1, ge=1)
-    fair_horizon: int = Field(default=4, ge=1)
+    fair_horizon: int = Field(default=8, ge=1)
     buy_threshold: float = Field(default=0.10, gt=0, lt=1)
     sell_threshold: float = Field(default=0.15, gt=0)
     train_fraction: float = Field(default=0.7, gt=0.1, lt=0.95)
     embargo_days: int = Field(default=3, ge=0)
     max_train_rows: int = Field(default=600_000, ge=1000)
+    eval_folds: int = Field(default=8, ge=1)
+    half_life_days: float = Field(default=35.0, ge=0, description="recency weighting; 0 disables")
 
     demo_cards: int = Field(default=200, ge=1)
     demo_days: int = Field(default=365, ge=30)

@@ -1,13 +1,14 @@
 """Walk-forward evaluation of the model against the baselines.
 
-One time cutoff splits the data: models train on forecast origins whose
-targets end before the cutoff (minus an embargo), and are tested on origins at
-or after it. Features only look backwards, so test rows may use history from
-before the cutoff, never after. Two leaks are closed explicitly:
+Rolling origin, as the daily pipeline lives it: the dates after the first
+`train_fraction` form the test window, cut into `folds` consecutive blocks;
+before each block every model is retrained on what was known then and scored
+on the block. Features only look backwards, so test rows may use history from
+before the block, never after. Two leaks are closed explicitly:
 
-- targets that straddle the cutoff (a training row whose h-step or fair-level
-  target ends after it) are dropped from training;
-- an embargo of `embargo_days` before the cutoff drops training targets that
+- targets that straddle the block start (a training row whose h-step or
+  fair-level target ends after it) are dropped from training;
+- an embargo of `embargo_days` before the block drops training targets that
   share underlying sales with test prices (daily series built from multi-day
   windows overlap by construction).
 
@@ -31,7 +32,7 @@ from workers.pipeline.metrics import (
     forecast_metrics,
     signal_metrics,
 )
-from workers.pipeline.models import Forecast, PriceModel, make_models
+from workers.pipeline.models import PriceModel, make_models
 from workers.signals import DEFAULT_BUY_THRESHOLD, DEFAULT_SELL_THRESHOLD, decide
 
 logger = logging.getLogger(__name__)
@@ -40,13 +41,15 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EvalConfig:
     horizon: int = 1
-    fair_horizon: int = 4
+    fair_horizon: int = 8
     train_fraction: float = 0.7
     embargo_days: int = 3
     buy_threshold: float = DEFAULT_BUY_THRESHOLD
     sell_threshold: float = DEFAULT_SELL_THRESHOLD
     n_boot: int = 1000
     max_train_rows: int = 600_000
+    folds: int = 8
+    half_life_days: float | None = 35.0
 
 
 @dataclass
@@ -77,64 +80,90 @@ def with_targets(features: pd.DataFrame, horizon: int, fair_horizon: int) -> pd.
     return add_level_target(add_target(features, horizon), fair_horizon)
 
 
-def split(frame: pd.DataFrame, cfg: EvalConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
-    """Time split with embargo; see the module docstring."""
+def _train_before(frame: pd.DataFrame, start: pd.Timestamp, embargo_days: int) -> pd.DataFrame:
+    """Rows whose targets end before `start` minus the embargo (level likewise)."""
+    edge = start - pd.Timedelta(days=embargo_days)
+    train = frame[frame["target_date"] < edge].copy()
+    train.loc[~(train["level_date"] < edge), "level"] = np.nan
+    return train
+
+
+def test_blocks(frame: pd.DataFrame, cfg: EvalConfig) -> list[np.ndarray]:
+    """The test dates (after the first `train_fraction` of dates) cut into `folds` blocks."""
     dates = np.sort(frame["date"].unique())
     if len(dates) < 4:
         raise ValueError(f"need at least 4 distinct dates to evaluate, got {len(dates)}")
-    cutoff = pd.Timestamp(dates[int(len(dates) * cfg.train_fraction)])
-    edge = cutoff - pd.Timedelta(days=cfg.embargo_days)
-    train = frame[frame["target_date"] < edge].copy()
-    train.loc[~(train["level_date"] < edge), "level"] = np.nan
-    test = frame[(frame["date"] >= cutoff) & frame["target"].notna()].copy()
-    if train.empty or test.empty:
-        raise ValueError("history too short for this horizon: empty train or test window")
-    return train, test, cutoff
+    test_dates = dates[int(len(dates) * cfg.train_fraction) :]
+    return [b for b in np.array_split(test_dates, min(cfg.folds, len(test_dates))) if len(b)]
 
 
-def score(model: PriceModel, test: pd.DataFrame, cfg: EvalConfig) -> tuple[dict[str, float], Forecast]:
-    """Forecast and signal metrics of one fitted model on the test rows."""
-    fc = model.predict(test)
+def _score(test: pd.DataFrame, name: str, cfg: EvalConfig) -> dict[str, float]:
+    """Forecast and signal metrics of one model's predictions on the test rows."""
     truth = test["target"].to_numpy()
-    metrics = forecast_metrics(fc.ret, truth)
-    signals = decide(np.ones(len(test)), np.exp(fc.fair), cfg.buy_threshold, cfg.sell_threshold)
-    metrics.update(signal_metrics(signals, truth))
-    inside = (truth >= fc.low) & (truth <= fc.high)
+    ret = test[f"pred_{name}"].to_numpy()
+    metrics = forecast_metrics(ret, truth)
+    fair = np.exp(test[f"fair_{name}"].to_numpy())
+    metrics.update(signal_metrics(decide(np.ones(len(test)), fair, cfg.buy_threshold, cfg.sell_threshold), truth))
+    inside = (truth >= test[f"low_{name}"].to_numpy()) & (truth <= test[f"high_{name}"].to_numpy())
     metrics["interval_coverage"] = float(inside.mean())
-    return metrics, fc
+    return metrics
 
 
 def walk_forward(features: pd.DataFrame, cfg: EvalConfig) -> EvalResult:
-    """Train every model before the cutoff and score it after.
+    """Rolling-origin evaluation: retrain before each test block, score on it.
+
+    The test window (dates after the first `train_fraction`) is cut into
+    `folds` consecutive blocks. Before each block every model is trained on
+    all rows whose targets end before the block (minus the embargo) and scored
+    on the block, as the daily pipeline would have done on that day.
 
     Args:
         features: output of build_features.
-        cfg: horizons, split and signal thresholds.
+        cfg: horizons, split, folds and signal thresholds.
 
     Returns:
-        Metrics per model, the card-resampled MAPE improvement of the model
-        over naive, and the test rows with every model's forecast.
+        Metrics per model over all blocks, the card-resampled MAPE improvement
+        of the model over naive, the test rows with every model's forecast,
+        and the last block's fitted models.
     """
     frame = with_targets(features, cfg.horizon, cfg.fair_horizon)
-    train, test, cutoff = split(frame, cfg)
-    logger.info("walk-forward: cutoff %s, %d train rows, %d test rows", cutoff.date(), len(train), len(test))
-    metrics: dict[str, dict[str, float]] = {}
+    parts: list[pd.DataFrame] = []
+    folds: list[dict[str, Any]] = []
     models: dict[str, PriceModel] = {}
-    apes: dict[str, np.ndarray] = {}
-    for model in make_models(cfg.horizon, cfg.fair_horizon, cfg.max_train_rows):
-        model.fit(train)
-        m, fc = score(model, test, cfg)
-        metrics[model.name] = m
-        models[model.name] = model
-        apes[model.name] = ape_of_returns(fc.ret, test["target"].to_numpy())
-        test[f"pred_{model.name}"] = fc.ret
-        test[f"fair_{model.name}"] = fc.fair
+    n_train = 0
+    for block in test_blocks(frame, cfg):
+        start = pd.Timestamp(block[0])
+        train = _train_before(frame, start, cfg.embargo_days)
+        test = frame[frame["date"].isin(block) & frame["target"].notna()].copy()
+        if train["target"].notna().sum() == 0 or test.empty:
+            continue
+        for model in make_models(cfg.horizon, cfg.fair_horizon, cfg.max_train_rows, cfg.half_life_days):
+            model.fit(train)
+            fc = model.predict(test)
+            test[f"pred_{model.name}"], test[f"fair_{model.name}"] = fc.ret, fc.fair
+            test[f"low_{model.name}"], test[f"high_{model.name}"] = fc.low, fc.high
+            models[model.name] = model
+        choice = getattr(models["model"], "choice", {})
+        folds.append({"start": str(start.date()), "train_rows": len(train), "test_rows": len(test), **choice})
+        logger.info("fold from %s: %d train rows, %d test rows, %s", start.date(), len(train), len(test), choice)
+        parts.append(test)
+        n_train = len(train)
+    if not parts:
+        raise ValueError("history too short for this horizon: no fold has both training and test rows")
+    test = pd.concat(parts, ignore_index=True)
+    metrics = {name: _score(test, name, cfg) for name in models}
+    truth = test["target"].to_numpy()
     improvement = card_bootstrap_improvement(
-        test["card_id"].to_numpy(), apes["model"], apes["naive"], n_boot=cfg.n_boot
+        test["card_id"].to_numpy(),
+        ape_of_returns(test["pred_model"].to_numpy(), truth),
+        ape_of_returns(test["pred_naive"].to_numpy(), truth),
+        n_boot=cfg.n_boot,
     )
     extra = {
-        "selection": getattr(models["model"], "choice", {}),
+        "selection": folds[-1],
+        "folds": folds,
         "horizon": cfg.horizon,
         "fair_horizon": cfg.fair_horizon,
     }
-    return EvalResult(cutoff, metrics, improvement, test, models, len(train), len(test), extra)
+    cutoff = pd.Timestamp(test["date"].min())
+    return EvalResult(cutoff, metrics, improvement, test, models, n_train, len(test), extra)

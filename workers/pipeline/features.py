@@ -32,6 +32,8 @@ FEATURE_COLUMNS: list[str] = [
     "log_volume",
     "volume_rel_5",
     "volume_mean_10",
+    "vwap_rel_4",
+    "vwap_rel_10",
     "log_price",
     "age",
 ]
@@ -110,8 +112,18 @@ def build_features(prices: pd.DataFrame) -> pd.DataFrame:
         df["log_volume"] = np.log1p(vol.clip(lower=0))
         df["volume_rel_5"] = np.log1p(vol) - np.log1p(_group_rolling(vol, keys, 5, "mean"))
         df["volume_mean_10"] = np.log1p(_group_rolling(vol, keys, 10, "mean"))
+        # Volume-weighted mean price: a week of many sales says more about value
+        # than a week of one.
+        pv = price * vol.fillna(0.0)
+        for w in (4, 10):
+            num = _group_rolling(pv, keys, w, "sum")
+            den = _group_rolling(vol.fillna(0.0), keys, w, "sum")
+            with np.errstate(divide="ignore", invalid="ignore"):
+                df[f"vwap_rel_{w}"] = np.where(den > 0, np.log(num / den) - lp, np.nan)
     else:
         df["volume_mean_10"] = np.nan
+        df["vwap_rel_4"] = np.nan
+        df["vwap_rel_10"] = np.nan
         df["log_volume"] = np.nan
         df["volume_rel_5"] = np.nan
     df["age"] = step.astype("float64")

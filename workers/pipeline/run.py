@@ -42,6 +42,8 @@ def eval_config(settings: PipelineSettings) -> EvalConfig:
         buy_threshold=settings.buy_threshold,
         sell_threshold=settings.sell_threshold,
         max_train_rows=settings.max_train_rows,
+        folds=settings.eval_folds,
+        half_life_days=settings.half_life_days or None,
     )
 
 
@@ -90,7 +92,7 @@ def train(settings: PipelineSettings, source: str, day: date) -> dict[str, Any]:
     """Fit the candidate on all history (with its guarded fallback) and save it."""
     cfg = eval_config(settings)
     frame = with_targets(_load_features(settings, source), cfg.horizon, cfg.fair_horizon)
-    model = GBMModel(horizon=cfg.horizon, fair_horizon=cfg.fair_horizon, max_train_rows=cfg.max_train_rows)
+    model = GBMModel(cfg.horizon, cfg.fair_horizon, cfg.max_train_rows, cfg.half_life_days)
     model.fit(frame)
     path = registry.save_candidate(model, DataStore(settings.data_dir).candidate_dir(day, source) / "model.pkl")
     return {"model": str(path), "selection": model.choice}
