@@ -27,7 +27,7 @@ class PipelineSettings(BaseSettings):
     sell_threshold: float = Field(default=0.15, gt=0)
     train_fraction: float = Field(default=0.7, gt=0.1, lt=0.95)
     embargo_days: int = Field(default=3, ge=0)
-    max_train_rows: int = Field(default=600_000, ge=1000)
+    max_train_rows: int = Field(default=300_000, ge=1000)
     eval_folds: int = Field(default=8, ge=1)
     half_life_days: float = Field(default=35.0, ge=0, description="recency weighting; 0 disables")
 

@@ -47,7 +47,7 @@ class EvalConfig:
     buy_threshold: float = DEFAULT_BUY_THRESHOLD
     sell_threshold: float = DEFAULT_SELL_THRESHOLD
     n_boot: int = 1000
-    max_train_rows: int = 600_000
+    max_train_rows: int = 300_000
     folds: int = 8
     half_life_days: float | None = 35.0
 

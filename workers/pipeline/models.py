@@ -110,8 +110,8 @@ class RollingMeanModel(_BaselineModel):
 
 def _gbm(loss: str, **kw: Any) -> HistGradientBoostingRegressor:
     params: dict[str, Any] = dict(
-        learning_rate=0.05,
-        max_iter=250,
+        learning_rate=0.08,
+        max_iter=150,
         max_leaf_nodes=31,
         min_samples_leaf=200,
         l2_regularization=1.0,
@@ -222,7 +222,7 @@ class GBMModel:
 
     horizon: int = 1
     fair_horizon: int = 8
-    max_train_rows: int = 600_000
+    max_train_rows: int = 300_000
     # Recent history counts more: card markets change regime (a set's hype,
     # a reprint), and a rolling backtest on the weekly feed gains most with
     # weights that halve every five weeks.
@@ -246,7 +246,7 @@ class GBMModel:
         self.drift = float(np.median(rows["target"]))
         if self.choice["forecast"] == "gbm":
             self._median = _Fitted.fit(rows, "target", "absolute_error", median_of_price=True, half_life_days=hl)
-        quantile: dict[str, Any] = {"learning_rate": 0.1, "max_iter": 120}
+        quantile: dict[str, Any] = {"learning_rate": 0.2, "max_iter": 60}
         self._low = _Fitted.fit(rows, "target", "quantile", quantile=INTERVAL[0], half_life_days=hl, **quantile)
         self._high = _Fitted.fit(rows, "target", "quantile", quantile=INTERVAL[1], half_life_days=hl, **quantile)
         if self.choice["fair"] == "gbm":
@@ -338,7 +338,7 @@ def _signal_edge(fair: np.ndarray, level: np.ndarray) -> dict[str, float]:
 
 
 def make_models(
-    horizon: int, fair_horizon: int, max_train_rows: int = 600_000, half_life_days: float | None = 35.0
+    horizon: int, fair_horizon: int, max_train_rows: int = 300_000, half_life_days: float | None = 35.0
 ) -> list[PriceModel]:
     """The candidate model followed by the two baselines."""
     return [

@@ -28,7 +28,7 @@ def _panel(n_cards: int, n_days: int, revert: float, seed: int = 0) -> pd.DataFr
 
 @pytest.fixture(scope="module")
 def reverting():
-    return walk_forward(build_features(_panel(150, 120, revert=1.0)), EvalConfig(n_boot=200))
+    return walk_forward(build_features(_panel(150, 120, revert=1.0)), EvalConfig(n_boot=200, folds=2))
 
 
 def test_model_beats_naive_when_prices_revert(reverting):
@@ -51,14 +51,14 @@ def test_interval_covers_about_80_percent(reverting):
 
 
 def test_falls_back_to_naive_on_a_pure_random_walk():
-    result = walk_forward(build_features(_panel(100, 100, revert=0.0)), EvalConfig(n_boot=100))
+    result = walk_forward(build_features(_panel(100, 100, revert=0.0)), EvalConfig(n_boot=100, folds=2))
     model = result.models["model"]
     assert model.choice["forecast"] in {"naive", "drift"}
     assert result.metrics["model"]["mape"] <= result.metrics["naive"]["mape"] * 1.005
 
 
 def test_short_history_ships_naive():
-    result = walk_forward(build_features(_panel(30, 14, revert=1.0)), EvalConfig(n_boot=50))
+    result = walk_forward(build_features(_panel(30, 14, revert=1.0)), EvalConfig(n_boot=50, folds=2))
     assert result.models["model"].choice["forecast"] == "naive"
     assert result.models["model"].choice["fair"] == "market"
     assert result.metrics["model"]["signal_rate"] == 0
