@@ -32,7 +32,7 @@ from workers.pipeline.metrics import (
     forecast_metrics,
     signal_metrics,
 )
-from workers.pipeline.models import PriceModel, make_models
+from workers.pipeline.models import MODEL_WINDOW_FACTOR, PriceModel, make_models
 from workers.signals import DEFAULT_BUY_THRESHOLD, DEFAULT_SELL_THRESHOLD, decide
 
 logger = logging.getLogger(__name__)
@@ -80,10 +80,13 @@ def with_targets(features: pd.DataFrame, horizon: int, fair_horizon: int) -> pd.
     return add_level_target(add_target(features, horizon), fair_horizon)
 
 
-def _train_before(frame: pd.DataFrame, start: pd.Timestamp, embargo_days: int) -> pd.DataFrame:
-    """Rows whose targets end before `start` minus the embargo (level likewise)."""
+def _train_before(frame: pd.DataFrame, start: pd.Timestamp, embargo_days: int, limit: int) -> pd.DataFrame:
+    """The most recent `limit` rows whose targets end before `start` minus the
+    embargo (level likewise). The GBM looks at no more than that, and not
+    copying the rest keeps each fold's memory bounded."""
     edge = start - pd.Timedelta(days=embargo_days)
-    train = frame[frame["target_date"] < edge].copy()
+    train = frame[frame["target_date"] < edge]
+    train = (train.nlargest(limit, "date") if len(train) > limit else train).copy()
     train.loc[~(train["level_date"] < edge), "level"] = np.nan
     return train
 
@@ -133,7 +136,7 @@ def walk_forward(features: pd.DataFrame, cfg: EvalConfig) -> EvalResult:
     n_train = 0
     for block in test_blocks(frame, cfg):
         start = pd.Timestamp(block[0])
-        train = _train_before(frame, start, cfg.embargo_days)
+        train = _train_before(frame, start, cfg.embargo_days, MODEL_WINDOW_FACTOR * cfg.max_train_rows)
         test = frame[frame["date"].isin(block) & frame["target"].notna()].copy()
         if train["target"].notna().sum() == 0 or test.empty:
             continue

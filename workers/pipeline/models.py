@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 INTERVAL = (0.10, 0.90)
 MIN_VALIDATION_PERIODS = 4
 MIN_VALIDATION_SIGNALS = 20
+# The model considers the most recent MODEL_WINDOW_FACTOR * max_train_rows
+# rows: the validation slice comes from their latest dates, and the fits use
+# the most recent max_train_rows of them.
+MODEL_WINDOW_FACTOR = 2
 
 
 @dataclass
@@ -238,7 +242,7 @@ class GBMModel:
     # ---------------------------------------------------------------- fit
     def fit(self, train: pd.DataFrame) -> GBMModel:
         hl = self.half_life_days
-        rows = train[train["target"].notna()]
+        rows = _recent(train[train["target"].notna()], MODEL_WINDOW_FACTOR * self.max_train_rows)
         if rows.empty:
             raise ValueError("no training rows with a known target: history too short for the horizon")
         self.choice = self._select(rows)
