@@ -20,6 +20,8 @@ from workers.config import PipelineSettings
 app = typer.Typer(help="PokeWatch: fair prices and BUY/SELL/HOLD signals for trading cards.", no_args_is_help=True)
 pipeline_app = typer.Typer(help="The batch pipeline: collect, validate, features, train, evaluate, register.")
 app.add_typer(pipeline_app, name="pipeline")
+worker_app = typer.Typer(help="Stream workers (FastStream): model replicas and decision workers.")
+app.add_typer(worker_app, name="worker")
 
 console = Console(stderr=True)
 
@@ -246,6 +248,135 @@ def evaluate_file(
         f"model vs naive MAPE improvement: {out['model_vs_naive_mape_improvement']:.2f}% "
         f"(90% card-resampled interval {low:.2f}% .. {high:.2f}%)"
     )
+
+
+# ---------------------------------------------------------------- serving
+
+ReplicaOpt = Annotated[str | None, typer.Option("--replica", help="replica id (default: host-pid)")]
+
+
+def _serving_logging() -> None:
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("workers").setLevel(logging.INFO)
+    logging.getLogger("gateway").setLevel(logging.INFO)
+
+
+@worker_app.command("model")
+def worker_model(
+    replica: ReplicaOpt = None,
+    wait: Annotated[float, typer.Option(help="seconds to wait for a champion model before giving up")] = 0.0,
+) -> None:
+    """Model worker: reads pokewatch:predict in group `model`, prices with the champion."""
+    import asyncio
+
+    from contracts.settings import ServingSettings
+    from workers.serving.model_worker import ModelWorker
+
+    _serving_logging()
+    asyncio.run(ModelWorker(ServingSettings(), PipelineSettings(), replica, wait_for_champion_s=wait).run())
+
+
+@worker_app.command("decision")
+def worker_decision(replica: ReplicaOpt = None) -> None:
+    """Decision worker: reads pokewatch:quotes in group `decision`, replies, appends to pokewatch:signals."""
+    import asyncio
+
+    from contracts.settings import ServingSettings
+    from workers.serving.decision_worker import DecisionWorker
+
+    _serving_logging()
+    asyncio.run(DecisionWorker(ServingSettings(), replica).run())
+
+
+@app.command("gateway")
+def gateway(
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """The REST gateway (uvicorn)."""
+    import uvicorn
+
+    _serving_logging()
+    uvicorn.run("gateway.app:create_app", factory=True, host=host, port=port, workers=workers, access_log=False)
+
+
+@app.command("up")
+def up(
+    port: Annotated[int, typer.Option(help="gateway HTTP port")] = 8000,
+    host: Annotated[str, typer.Option(help="gateway bind address")] = "127.0.0.1",
+    model_replicas: Annotated[int, typer.Option(min=1, help="model worker processes")] = 2,
+) -> None:
+    """The whole local stack: broker, gateway, model replicas, decision worker. Ctrl-C stops it all.
+
+    Broker: REDIS_URL if set, else an embedded server with its data in the data dir.
+    With no champion model yet, the pipeline first runs on the demo source.
+    """
+    import signal
+    import time
+
+    from workers.serving.loader import NoChampionError, champion_ref
+    from workers.serving.stack import LocalStack
+
+    settings = PipelineSettings()
+    try:
+        ref = champion_ref(settings)
+        console.print(f"champion model: version {ref.version}")
+    except NoChampionError:
+        console.print("[yellow]no champion model yet: running the pipeline on the demo source first[/yellow]")
+        pipeline_run(source="demo", input_path=None, day=None, cards=None)
+    stack = LocalStack(
+        settings.data_dir, port=port, host=host, model_replicas=model_replicas, redis_url=os.environ.get("REDIS_URL")
+    )
+    stopping = False
+
+    def _stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        with console.status("starting broker, gateway and workers..."):
+            stack.start_broker()
+            stack.start()
+        card = _example_card(stack.url)
+        console.print(f"[green]PokeWatch is up[/green] at {stack.url}  (API docs: {stack.url}/docs)")
+        console.print(f"broker: {stack.broker_url}   logs: {settings.data_dir / 'logs'}")
+        console.print("try:")
+        console.print(
+            f"  curl -s -X POST {stack.url}/fair_price -H 'content-type: application/json' "
+            f'-d \'{{"card_id": "{card}"}}\'',
+            soft_wrap=True,
+            highlight=False,
+        )
+        console.print("Ctrl-C stops every process started here.")
+        while not stopping:
+            for child in stack.children:
+                if child.process.poll() is not None:
+                    console.print(f"[red]{child.name} exited with {child.process.returncode}[/red]; see {child.log}")
+                    stopping = True
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    except (RuntimeError, TimeoutError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        stack.stop()
+        raise typer.Exit(code=1) from None
+    finally:
+        if stack.children or stack.redis:
+            console.print("stopping...")
+            codes = stack.stop()
+            console.print(f"stopped: {codes}")
+
+
+def _example_card(url: str) -> str:
+    import httpx
+
+    try:
+        items = httpx.get(f"{url}/cards", params={"page_size": 1}, timeout=5).json()["items"]
+        return str(items[0]["card_id"]) if items else "CARD_ID"
+    except (httpx.HTTPError, KeyError, ValueError):
+        return "CARD_ID"
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ class PipelineSettings(BaseSettings):
     eval_folds: int = Field(default=8, ge=1)
     half_life_days: float = Field(default=35.0, ge=0, description="recency weighting; 0 disables")
 
+    serving_days: int = Field(default=400, ge=1, description="days of history per card shipped for serving")
+
     demo_cards: int = Field(default=200, ge=1)
     demo_days: int = Field(default=365, ge=30)
     demo_seed: int = 7

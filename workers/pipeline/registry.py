@@ -126,6 +126,7 @@ def register(
     test: pd.DataFrame,
     params: dict[str, Any],
     figures: dict[str, Any],
+    serving_state: pd.DataFrame | None = None,
 ) -> GateDecision:
     """Log the candidate run, register a version, gate it, maybe promote it.
 
@@ -136,6 +137,8 @@ def register(
         test: the evaluation window's rows (features and realised targets).
         params: run parameters to log.
         figures: name -> matplotlib figure.
+        serving_state: per-card feature rows the serving replicas price from
+            (see workers.serving.state); logged next to the model.
 
     Returns:
         The gate decision, also stored as tags on the version.
@@ -164,6 +167,8 @@ def register(
         mlflow.log_dict(evaluation, "evaluation.json")
         for fname, fig in figures.items():
             mlflow.log_figure(fig, f"plots/{fname}.png")
+        if serving_state is not None:
+            _log_serving_state(mlflow, serving_state)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=_pyfunc_class()(model),
@@ -182,6 +187,17 @@ def register(
     else:
         logger.info("version %s registered, not promoted: %s", version, reason)
     return decision
+
+
+def _log_serving_state(mlflow: Any, state: pd.DataFrame) -> None:
+    import tempfile
+
+    from workers.serving.state import STATE_ARTIFACT_DIR, STATE_FILE
+
+    with tempfile.TemporaryDirectory(prefix="pokewatch-state-") as tmp:
+        path = Path(tmp) / STATE_FILE
+        state.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=STATE_ARTIFACT_DIR)
 
 
 def save_candidate(model: Any, path: Path) -> Path:

@@ -27,6 +27,7 @@ from workers.pipeline.models import GBMModel
 from workers.pipeline.schema import validate as validate_rows
 from workers.pipeline.sources import make_source
 from workers.pipeline.storage import DataStore, atomic_write_json, atomic_write_parquet
+from workers.serving.state import build_serving_state
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,8 @@ def register(settings: PipelineSettings, source: str, day: date) -> dict[str, An
         "n_test": evaluation.get("n_test"),
     }
     figures = evaluation_figures(test, settings.buy_threshold, settings.sell_threshold)
-    decision = registry.register(settings, model, evaluation, test, params, figures)
+    state = build_serving_state(_load_features(settings, source), settings.serving_days)
+    decision = registry.register(settings, model, evaluation, test, params, figures, state)
     return decision.as_dict()
 
 

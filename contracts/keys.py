@@ -1,0 +1,73 @@
+"""Every Redis key PokeWatch uses, in one place.
+
+Wire format: every stream entry has a single field `payload` holding one JSON
+document (a model from `contracts.messages`, with its `schema_version`), so an
+operator can read any stream with `redis-cli XRANGE <stream> - + COUNT 5`.
+
+| key                                 | type    | written by            | read by                         |
+|-------------------------------------|---------|-----------------------|---------------------------------|
+| `pokewatch:predict`                 | stream  | gateway               | model workers (group `model`)   |
+| `pokewatch:quotes`                  | stream  | model workers         | decision workers (group `decision`) |
+| `pokewatch:signals`                 | stream  | decision workers      | anyone (XREAD; notifiers)       |
+| `pokewatch:dead-letter`             | stream  | every worker          | operators                       |
+| `pokewatch:model-events`            | stream  | pipeline, CLI         | every model replica (broadcast) |
+| `pokewatch:reply:<gateway id>`      | pub/sub | decision workers      | the gateway process that asked  |
+| `pokewatch:replicas`                | hash    | every worker (heartbeat) | gateway `/health`, operators |
+| `pokewatch:catalog`                 | hash    | model worker on load  | gateway `/cards`                |
+| `pokewatch:catalog:version`         | string  | model worker on load  | model workers                   |
+| `pokewatch:history`                 | hash    | model worker on load  | gateway `/cards/{id}/history`   |
+
+The catalog and history hashes are rebuilt under temporary names and swapped
+in with RENAME, so readers never see half a catalog.
+
+Streams are capped by their publishers with an approximate MAXLEN
+(`POKEWATCH_STREAM_MAXLEN`, `POKEWATCH_SIGNALS_MAXLEN`, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PREFIX = "pokewatch"
+
+PREDICT_STREAM = f"{PREFIX}:predict"
+QUOTES_STREAM = f"{PREFIX}:quotes"
+SIGNALS_STREAM = f"{PREFIX}:signals"
+DEAD_LETTER_STREAM = f"{PREFIX}:dead-letter"
+MODEL_EVENTS_STREAM = f"{PREFIX}:model-events"
+
+MODEL_GROUP = "model"
+DECISION_GROUP = "decision"
+
+# Consumer groups that must exist before the first request is sent. They are
+# created from id 0 (not `$`), so a request accepted before any worker ever
+# started is still delivered.
+GROUPS: dict[str, str] = {PREDICT_STREAM: MODEL_GROUP, QUOTES_STREAM: DECISION_GROUP}
+
+REPLICAS_HASH = f"{PREFIX}:replicas"
+CATALOG_HASH = f"{PREFIX}:catalog"
+CATALOG_VERSION_KEY = f"{PREFIX}:catalog:version"
+HISTORY_HASH = f"{PREFIX}:history"
+
+PAYLOAD_FIELD = "payload"
+
+
+def reply_channel(gateway_id: str) -> str:
+    """The pub/sub channel on which one gateway process receives its replies."""
+    return f"{PREFIX}:reply:{gateway_id}"
+
+
+async def ensure_groups(client: Any) -> None:
+    """Create the request path's consumer groups (GROUPS) from id 0, with their streams.
+
+    Args:
+        client: a `redis.asyncio.Redis`.
+    """
+    from redis.exceptions import ResponseError
+
+    for stream, group in GROUPS.items():
+        try:
+            await client.xgroup_create(stream, group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise

@@ -1,0 +1,166 @@
+"""Messages on PokeWatch's streams and channels, shared by every process.
+
+Each message carries `schema_version`. A consumer that receives a version it
+does not know, bad JSON, or a missing/mistyped field sends the entry to the
+dead-letter stream with the validation error as its reason (and acks it).
+
+Flow of one request (single card or a batch of up to 500, always one message):
+
+    gateway --PredictRequest--> pokewatch:predict --(model group)--> model worker
+    model worker --PriceQuotes--> pokewatch:quotes --(decision group)--> decision worker
+    decision worker --Reply--> pokewatch:reply:<gateway> (pub/sub) --> gateway
+                    --SignalDecided--> pokewatch:signals (one entry per card)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION: Literal[1] = 1
+MAX_BATCH = 500
+
+Signal = Literal["BUY", "SELL", "HOLD"]
+CardId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+def now() -> float:
+    return time.time()
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+
+class PredictItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    card_id: CardId
+    date: dt.date | None = Field(default=None, description="omitted: the latest known price")
+
+
+class PredictRequest(Message):
+    """Gateway -> model workers: price these cards."""
+
+    request_id: str = Field(min_length=1, max_length=64)
+    reply_to: str = Field(min_length=1, max_length=200, description="pub/sub channel of the asking gateway")
+    deadline: float = Field(description="unix time after which nobody waits for the answer")
+    items: list[PredictItem] = Field(min_length=1, max_length=MAX_BATCH)
+    sent_at: float = Field(default_factory=now)
+
+
+class ItemError(BaseModel):
+    """One card of a request that cannot be priced (unknown card, no price on that date)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["error"] = "error"
+    card_id: str
+    date: dt.date | None = None
+    status: int = Field(ge=400, le=599)
+    error: str
+
+
+class Quote(BaseModel):
+    """The model's view of one card on one date (log-space outputs turned into prices)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["quote"] = "quote"
+    card_id: str
+    card_name: str | None = None
+    date: dt.date
+    market_price: float
+    forecast_price: float = Field(description="median forecast of the next observed price")
+    fair_price: float
+    fair_price_low: float
+    fair_price_high: float
+    currency: str | None = None
+    model_version: str
+    served_by: str
+
+
+class PriceQuotes(Message):
+    """Model worker -> decision workers: one per PredictRequest, results in item order."""
+
+    request_id: str
+    reply_to: str
+    deadline: float
+    results: list[Annotated[Quote | ItemError, Field(discriminator="kind")]]
+
+
+class SignalDecided(BaseModel):
+    """One priced card with its signal: the REST answer and a `pokewatch:signals` entry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["signal"] = "signal"
+    request_id: str
+    card_id: str
+    card_name: str | None = None
+    date: dt.date
+    market_price: float
+    fair_price: float
+    fair_price_low: float
+    fair_price_high: float
+    deviation_pct: float = Field(description="(market / fair - 1) * 100")
+    signal: Signal
+    currency: str | None = None
+    model_version: str
+    served_by: str = Field(description="model replica that priced it")
+    decided_at: float = Field(default_factory=now)
+
+
+class Reply(Message):
+    """Decision worker -> the asking gateway: every result of one request, in item order."""
+
+    request_id: str
+    results: list[Annotated[SignalDecided | ItemError, Field(discriminator="kind")]]
+
+
+class ModelPublished(Message):
+    """Pipeline/CLI -> every model replica: a new champion to hot-load."""
+
+    model_name: str
+    version: str
+    model_uri: str
+    run_id: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    published_at: float = Field(default_factory=now)
+
+
+class DeadLetter(Message):
+    """An entry a worker could not process, with the reason; the original entry is acked."""
+
+    source_stream: str
+    entry_id: str
+    group: str | None = None
+    consumer: str | None = None
+    reason: str
+    deliveries: int | None = None
+    payload: str = Field(description="the entry's fields as received (truncated to 64 KiB)")
+    failed_at: float = Field(default_factory=now)
+
+
+class Heartbeat(BaseModel):
+    """A worker's liveness record in the `pokewatch:replicas` hash (field = replica id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    replica_id: str
+    role: Literal["model", "decision"]
+    model_version: str | None = None
+    host: str
+    pid: int
+    started_at: float
+    last_seen: float
+    processed: int = 0
+    expired: int = 0
+    dead_lettered: int = 0
+    last_error: str | None = None

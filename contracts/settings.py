@@ -1,0 +1,31 @@
+"""Serving settings shared by the gateway and the workers (env prefix POKEWATCH_)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POKEWATCH_", extra="ignore")
+
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "POKEWATCH_REDIS_URL")
+    )
+    # Approximate MAXLEN of each stream, applied by its publishers.
+    stream_maxlen: int = Field(default=100_000, ge=100)
+    signals_maxlen: int = Field(default=100_000, ge=100)
+    dead_letter_maxlen: int = Field(default=10_000, ge=100)
+
+    request_timeout_s: float = Field(default=10.0, gt=0, le=120, description="deadline of a REST request")
+    heartbeat_s: float = Field(default=2.0, gt=0)
+    replica_ttl_s: float = Field(default=10.0, gt=0, description="a worker unseen this long is not live")
+
+    batch_size: int = Field(default=64, ge=1, le=1000, description="entries read per XREADGROUP")
+    poll_ms: int = Field(default=100, ge=1)
+    claim_idle_ms: int = Field(default=3000, ge=100, description="pending this long -> another replica claims it")
+    max_deliveries: int = Field(default=3, ge=1, description="deliveries before an entry is dead-lettered")
+    graceful_timeout_s: float = Field(default=10.0, gt=0)
+
+    buy_threshold: float = Field(default=0.10, gt=0, lt=1)
+    sell_threshold: float = Field(default=0.15, gt=0)

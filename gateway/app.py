@@ -1,0 +1,289 @@
+"""PokeWatch REST gateway.
+
+The gateway never calls a worker: every pricing request is one entry on
+`pokewatch:predict` and its answer arrives on this process's reply channel
+(see gateway.broker). Card browsing reads the catalog the model replicas
+publish in Redis.
+
+Run: `pokewatch gateway` or `uvicorn gateway.app:create_app --factory`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import orjson
+import redis.asyncio as aioredis
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+
+from contracts import keys
+from contracts.messages import ItemError, PredictItem, Reply, SignalDecided
+from contracts.settings import ServingSettings
+from gateway.broker import BrokerUnavailable, DeadlineExceeded, NoLiveWorkers, RequestBroker
+from gateway.schemas import (
+    BatchItemError,
+    BatchRequest,
+    BatchResponse,
+    CardHistory,
+    CardsPage,
+    CardSummary,
+    ErrorBody,
+    FairPriceRequest,
+    FairPriceResponse,
+    Health,
+    ReplicaStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "unknown card, or no price on that date"},
+    422: {"model": ErrorBody, "description": "invalid input"},
+    503: {"model": ErrorBody, "description": "broker unreachable or no live model worker"},
+    504: {"model": ErrorBody, "description": "no answer before the request's deadline"},
+}
+CODES = {
+    400: "bad_request",
+    404: "not_found",
+    413: "too_large",
+    422: "invalid_input",
+    503: "unavailable",
+    504: "timeout",
+}
+
+
+def _error(status: int, message: str, detail: Any = None) -> ORJSONResponse:
+    body = ErrorBody(error=CODES.get(status, "error"), message=message, detail=detail)
+    return ORJSONResponse(body.model_dump(), status_code=status)
+
+
+def _to_response(result: SignalDecided) -> FairPriceResponse:
+    return FairPriceResponse(
+        request_id=result.request_id,
+        card_id=result.card_id,
+        card_name=result.card_name,
+        date=result.date,
+        market_price=result.market_price,
+        fair_price=result.fair_price,
+        fair_price_low=result.fair_price_low,
+        fair_price_high=result.fair_price_high,
+        deviation_pct=result.deviation_pct,
+        signal=result.signal,
+        currency=result.currency,
+        model_version=result.model_version,
+    )
+
+
+class Catalog:
+    """The card catalog from Redis, cached until its version changes."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self.version: bytes | str | None = None
+        self.cards: list[CardSummary] = []
+
+    async def all(self) -> list[CardSummary]:
+        version = await self.redis.get(keys.CATALOG_VERSION_KEY)
+        if version is None:
+            return []
+        if version != self.version:
+            raw = await self.redis.hgetall(keys.CATALOG_HASH)
+            cards = [CardSummary.model_validate_json(v) for v in raw.values()]
+            self.cards = sorted(cards, key=lambda c: c.card_id)
+            self.version = version
+        return self.cards
+
+
+class JSONBodyByDefault:
+    """Treat POST bodies as JSON whatever their content type says.
+
+    `curl -d '{"card_id": ...}'` sends `application/x-www-form-urlencoded`;
+    the pricing API only speaks JSON, so it reads the body as JSON rather than
+    failing on a missing header. A pure ASGI middleware: no per-request copy.
+    """
+
+    JSON = (b"content-type", b"application/json")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope = {**scope, "headers": [*headers, self.JSON]}
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: ServingSettings | None = None) -> FastAPI:
+    settings = settings or ServingSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        broker = RequestBroker(settings)
+        await broker.start()
+        app.state.broker = broker
+        app.state.catalog = Catalog(broker.redis)
+        logger.info("gateway %s up; broker %s", broker.gateway_id, settings.redis_url)
+        yield
+        await broker.stop()
+
+    app = FastAPI(
+        title="PokeWatch",
+        version="1.0",
+        summary="Fair prices and BUY/SELL/HOLD signals for Pokémon cards.",
+        description=(
+            "Every pricing request travels over Redis streams to the model and decision workers. "
+            "Errors are JSON: `{error, message, detail}`."
+        ),
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+    )
+
+    app.add_middleware(JSONBodyByDefault)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> ORJSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        errors = exc.errors()
+        parts = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in errors[:5]]
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+        return _error(422, "invalid input: " + "; ".join(parts), detail)
+
+    @app.exception_handler(BrokerUnavailable)
+    async def unavailable(request: Request, exc: BrokerUnavailable) -> ORJSONResponse:
+        return _error(503, str(exc))
+
+    @app.exception_handler(NoLiveWorkers)
+    async def no_workers(request: Request, exc: NoLiveWorkers) -> ORJSONResponse:
+        return _error(503, str(exc))
+
+    @app.exception_handler(DeadlineExceeded)
+    async def deadline(request: Request, exc: DeadlineExceeded) -> ORJSONResponse:
+        return _error(504, str(exc))
+
+    def broker_of(request: Request) -> RequestBroker:
+        return request.app.state.broker  # type: ignore[no-any-return]
+
+    @app.get("/health", response_model=Health, responses={503: {"model": Health}}, tags=["ops"])
+    async def health(request: Request) -> Any:
+        """Broker reachability and every worker replica with the model version it serves."""
+        broker = broker_of(request)
+        if not await broker.ping():
+            body = Health(status="down", broker=False, gateway_id=broker.gateway_id, model_versions=[], replicas=[])
+            return ORJSONResponse(body.model_dump(), status_code=503)
+        now = time.time()
+        beats = await broker.replicas()
+        replicas = [
+            ReplicaStatus(
+                replica_id=b.replica_id,
+                role=b.role,
+                model_version=b.model_version,
+                live=broker.is_live(b, now),
+                seconds_since_heartbeat=round(now - b.last_seen, 2),
+                processed=b.processed,
+                expired=b.expired,
+                dead_lettered=b.dead_lettered,
+                last_error=b.last_error,
+            )
+            for b in sorted(beats, key=lambda b: (b.role, b.replica_id))
+        ]
+        live = [r for r in replicas if r.live]
+        versions = sorted({r.model_version for r in live if r.role == "model" and r.model_version})
+        ready = any(r.role == "model" for r in live) and any(r.role == "decision" for r in live)
+        return Health(
+            status="ok" if ready else "degraded",
+            broker=True,
+            gateway_id=broker.gateway_id,
+            model_versions=versions,
+            replicas=replicas,
+        )
+
+    @app.post("/fair_price", response_model=FairPriceResponse, responses=ERRORS, tags=["pricing"])
+    async def fair_price(body: FairPriceRequest, request: Request) -> FairPriceResponse:
+        """Market price, fair price with its 80% interval, deviation and signal for one card."""
+        reply = await broker_of(request).ask([PredictItem(card_id=body.card_id, date=body.date)])
+        result = _single(reply)
+        if isinstance(result, ItemError):
+            raise HTTPException(result.status, result.error)
+        return _to_response(result)
+
+    @app.post("/fair_price/batch", response_model=BatchResponse, responses=ERRORS, tags=["pricing"])
+    async def fair_price_batch(body: BatchRequest, request: Request) -> BatchResponse:
+        """Up to 500 cards in one round trip; per-card errors come back inline with their status."""
+        items = [PredictItem(card_id=i.card_id, date=i.date) for i in body.items]
+        reply = await broker_of(request).ask(items)
+        results: list[FairPriceResponse | BatchItemError] = [
+            _to_response(r)
+            if isinstance(r, SignalDecided)
+            else BatchItemError(card_id=r.card_id, date=r.date, status=r.status, error=r.error)
+            for r in reply.results
+        ]
+        failed = sum(isinstance(r, BatchItemError) for r in results)
+        return BatchResponse(request_id=reply.request_id, priced=len(results) - failed, failed=failed, results=results)
+
+    @app.get("/cards", response_model=CardsPage, responses={503: {"model": ErrorBody}}, tags=["cards"])
+    async def cards(
+        request: Request,
+        q: Annotated[str | None, Query(max_length=100, description="substring of the card name or id")] = None,
+        set_name: Annotated[str | None, Query(max_length=100, description="substring of the set name")] = None,
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        page_size: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> CardsPage:
+        """Tracked cards, paged, filtered by name and set (case-insensitive)."""
+        try:
+            everything = await request.app.state.catalog.all()
+        except (aioredis.RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"broker unreachable: {exc}") from exc
+        found = everything
+        if q:
+            needle = q.lower()
+            found = [c for c in found if needle in (c.card_name or "").lower() or needle in c.card_id.lower()]
+        if set_name:
+            needle = set_name.lower()
+            found = [c for c in found if needle in (c.set_name or "").lower()]
+        start = (page - 1) * page_size
+        return CardsPage(total=len(found), page=page, page_size=page_size, items=found[start : start + page_size])
+
+    @app.get(
+        "/cards/{card_id}/history",
+        response_model=CardHistory,
+        responses={404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+        tags=["cards"],
+    )
+    async def history(
+        card_id: str,
+        request: Request,
+        start: Annotated[dt.date | None, Query(description="first date, inclusive")] = None,
+        end: Annotated[dt.date | None, Query(description="last date, inclusive")] = None,
+    ) -> CardHistory:
+        """The card's served price history (the days its model version knows)."""
+        try:
+            raw = await broker_of(request).redis.hget(keys.HISTORY_HASH, card_id)
+        except (aioredis.RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"broker unreachable: {exc}") from exc
+        if raw is None:
+            raise HTTPException(404, f"unknown card {card_id!r}")
+        points = orjson.loads(raw)
+        if start:
+            points = [p for p in points if p["date"] >= start.isoformat()]
+        if end:
+            points = [p for p in points if p["date"] <= end.isoformat()]
+        return CardHistory(card_id=card_id, points=points)
+
+    return app
+
+
+def _single(reply: Reply) -> SignalDecided | ItemError:
+    if len(reply.results) != 1:
+        raise HTTPException(502, f"expected one result, got {len(reply.results)}")
+    return reply.results[0]

@@ -1,0 +1,112 @@
+"""The REST API's request and response bodies (the OpenAPI schema is built from these)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.messages import MAX_BATCH, CardId, Signal
+
+
+class FairPriceRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"card_id": "base1-4"}, {"card_id": "base1-4", "date": "2024-06-01"}]},
+    )
+
+    card_id: CardId
+    date: dt.date | None = Field(default=None, description="omitted: the latest known price; past: as of that date")
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[FairPriceRequest] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class FairPriceResponse(BaseModel):
+    request_id: str
+    card_id: str
+    card_name: str | None = None
+    date: dt.date = Field(
+        description="date of the market price used (the last observation on or before the asked date)"
+    )
+    market_price: float
+    fair_price: float
+    fair_price_low: float = Field(description="low end of the 80% interval")
+    fair_price_high: float = Field(description="high end of the 80% interval")
+    deviation_pct: float = Field(description="(market / fair - 1) * 100; <= -10 is BUY, >= 15 is SELL by default")
+    signal: Signal
+    currency: str | None = None
+    model_version: str
+
+
+class BatchItemError(BaseModel):
+    card_id: str
+    date: dt.date | None = None
+    status: int
+    error: str
+
+
+class BatchResponse(BaseModel):
+    request_id: str
+    priced: int
+    failed: int
+    results: list[FairPriceResponse | BatchItemError] = Field(description="in the order of the request's items")
+
+
+class CardSummary(BaseModel):
+    card_id: str
+    card_name: str | None = None
+    set_name: str | None = None
+    currency: str | None = None
+    first_date: dt.date
+    last_date: dt.date
+    last_price: float
+    observations: int
+
+
+class CardsPage(BaseModel):
+    total: int
+    page: int
+    page_size: int
+    items: list[CardSummary]
+
+
+class PricePoint(BaseModel):
+    date: dt.date
+    market_price: float
+    volume: float | None = None
+
+
+class CardHistory(BaseModel):
+    card_id: str
+    points: list[PricePoint]
+
+
+class ReplicaStatus(BaseModel):
+    replica_id: str
+    role: str
+    model_version: str | None
+    live: bool
+    seconds_since_heartbeat: float
+    processed: int
+    expired: int
+    dead_lettered: int
+    last_error: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    broker: bool
+    gateway_id: str
+    model_versions: list[str] = Field(description="versions served by live model replicas")
+    replicas: list[ReplicaStatus]
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="machine-readable code, e.g. not_found, invalid_input, unavailable, timeout")
+    message: str
+    detail: Any = None

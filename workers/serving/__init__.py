@@ -1,0 +1,1 @@
+"""The serving side: model and decision workers, the embedded broker, `pokewatch up`."""

@@ -1,0 +1,72 @@
+"""Decision worker: PriceQuotes in, BUY/SELL/HOLD out (consumer group `decision`).
+
+For every request it publishes one `Reply` on the asking gateway's channel and
+appends one `SignalDecided` per priced card to `pokewatch:signals`, which any
+subscriber can follow (`redis-cli XREAD BLOCK 0 STREAMS pokewatch:signals $`).
+Thresholds: POKEWATCH_BUY_THRESHOLD (default 0.10) and
+POKEWATCH_SELL_THRESHOLD (default 0.15).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from redis.asyncio.client import Pipeline
+
+from contracts import keys
+from contracts.messages import ItemError, PriceQuotes, Quote, Reply, SignalDecided
+from workers.serving.runtime import StreamWorker
+from workers.signals import decide, deviation
+
+
+def decide_quotes(
+    quotes: Sequence[Quote | ItemError], request_id: str, buy: float, sell: float
+) -> list[SignalDecided | ItemError]:
+    """Signals for every quote (vectorized), item errors passed through, order kept."""
+    priced = [q for q in quotes if isinstance(q, Quote)]
+    market = np.array([q.market_price for q in priced], dtype="float64")
+    fair = np.array([q.fair_price for q in priced], dtype="float64")
+    signals = decide(market, fair, buy, sell)
+    devs = deviation(market, fair) * 100
+    decided = iter(
+        SignalDecided(
+            request_id=request_id,
+            card_id=q.card_id,
+            card_name=q.card_name,
+            date=q.date,
+            market_price=q.market_price,
+            fair_price=q.fair_price,
+            fair_price_low=q.fair_price_low,
+            fair_price_high=q.fair_price_high,
+            deviation_pct=round(float(d), 3),
+            signal=str(s),  # type: ignore[arg-type]
+            currency=q.currency,
+            model_version=q.model_version,
+            served_by=q.served_by,
+        )
+        for q, s, d in zip(priced, signals, devs, strict=True)
+    )
+    return [next(decided) if isinstance(q, Quote) else q for q in quotes]
+
+
+class DecisionWorker(StreamWorker[PriceQuotes]):
+    role = "decision"
+    stream = keys.QUOTES_STREAM
+    group = keys.DECISION_GROUP
+    message_type = PriceQuotes
+
+    def process(self, messages: Sequence[PriceQuotes], pipe: Pipeline) -> None:
+        s = self.settings
+        for quotes in messages:
+            results = decide_quotes(quotes.results, quotes.request_id, s.buy_threshold, s.sell_threshold)
+            reply = Reply(request_id=quotes.request_id, results=results)
+            pipe.publish(quotes.reply_to, reply.model_dump_json())
+            for result in results:
+                if isinstance(result, SignalDecided):
+                    pipe.xadd(
+                        keys.SIGNALS_STREAM,
+                        {keys.PAYLOAD_FIELD: result.model_dump_json()},
+                        maxlen=s.signals_maxlen,
+                        approximate=True,
+                    )

@@ -1,0 +1,303 @@
+"""What every stream worker shares: reading, claiming, dead letters, acks, heartbeats.
+
+A worker is a FastStream app with two subscribers on its stream, in its
+consumer group, under its replica name:
+
+- the reader takes new entries in batches (XREADGROUP >, up to `batch_size`);
+- the claimer takes entries another replica left pending for more than
+  `claim_idle_ms` (XAUTOCLAIM), e.g. because it was killed mid-batch.
+
+Both hand raw entries to `handle`, which for each entry:
+
+1. dead-letters it (and acks it) if it was already delivered
+   `max_deliveries` times, if it has no `payload` field, or if the payload is
+   not a valid message of the expected schema version: the reason is the
+   validation error;
+2. acks and skips it if its deadline has passed (nobody waits for it);
+3. otherwise processes the valid entries of the batch together, and in one
+   MULTI/EXEC transaction writes every output (next stream, reply, signals)
+   and XACKs the entries. An entry is acked only with its outputs: a crash
+   before EXEC leaves it pending for the claimer, never half-answered.
+
+If processing raises, nothing is acked; the entries are retried by the
+claimer (one at a time) until `max_deliveries`, then dead-lettered.
+
+Each worker heartbeats a `Heartbeat` into the `pokewatch:replicas` hash. On
+SIGTERM FastStream stops reading and waits for in-flight handlers (up to
+`graceful_timeout_s`); then the worker removes its heartbeat and, if it holds
+no pending entries, its consumer from the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+import redis.asyncio as aioredis
+from faststream import AckPolicy, FastStream
+from faststream.redis import RedisBroker, StreamSub
+from pydantic import BaseModel, ValidationError
+from redis.asyncio.client import Pipeline
+
+from contracts import keys
+from contracts.messages import DeadLetter, Heartbeat
+from contracts.settings import ServingSettings
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+Entry = tuple[bytes, dict[bytes, bytes]]
+MAX_DEAD_PAYLOAD = 64 * 1024
+
+
+def replica_name(role: str) -> str:
+    """A default replica id: the pod's hostname in Kubernetes, host-pid elsewhere."""
+    return f"{role}-{socket.gethostname()}-{os.getpid()}"
+
+
+def redis_client(url: str, max_connections: int = 64) -> aioredis.Redis:
+    """A client whose pool waits for a free connection instead of failing under load."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=5, health_check_interval=30, socket_connect_timeout=2
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+def reason_of(exc: ValidationError) -> str:
+    """A short, readable validation error: `field: message` per problem."""
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "payload"
+        parts.append(f"{loc}: {err.get('msg')}")
+    return "invalid message: " + "; ".join(parts)
+
+
+class StreamWorker(ABC, Generic[M]):
+    """Consume one stream in one group; subclasses say what a batch turns into."""
+
+    role: str
+    stream: str
+    group: str
+    message_type: type[M]
+
+    def __init__(self, settings: ServingSettings, replica_id: str | None = None) -> None:
+        self.settings = settings
+        self.replica_id = replica_id or replica_name(self.role)
+        self.redis = redis_client(settings.redis_url)
+        self.started_at = time.time()
+        self.processed = 0
+        self.expired = 0
+        self.dead_lettered = 0
+        self.last_error: str | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ subclass API
+    @abstractmethod
+    def process(self, messages: Sequence[M], pipe: Pipeline) -> None:
+        """Queue the outputs of valid, unexpired messages on the transaction `pipe`."""
+
+    def model_version(self) -> str | None:
+        return None
+
+    async def prepare(self) -> None:
+        """Called once before the subscribers start (e.g. load the model)."""
+
+    # ------------------------------------------------------------ app wiring
+    def build_app(self) -> FastStream:
+        s = self.settings
+        broker = RedisBroker(
+            s.redis_url, graceful_timeout=s.graceful_timeout_s, max_connections=32, log_level=logging.DEBUG
+        )
+        reader = StreamSub(
+            self.stream,
+            group=self.group,
+            consumer=self.replica_id,
+            batch=True,
+            max_records=s.batch_size,
+            polling_interval=s.poll_ms,
+        )
+        claimer = StreamSub(
+            self.stream,
+            group=self.group,
+            consumer=f"{self.replica_id}:claimer",
+            batch=True,
+            min_idle_time=s.claim_idle_ms,
+            polling_interval=max(s.claim_idle_ms // 3, 100),
+        )
+        options: dict[str, Any] = {
+            "ack_policy": AckPolicy.MANUAL,
+            "no_reply": True,
+            "parser": _keep_raw_entries,
+            "decoder": _decode_entries,
+        }
+
+        async def on_new(entries: Any) -> None:
+            await self.handle(entries, claimed=False)
+
+        async def on_claimed(entries: Any) -> None:
+            await self.handle(entries, claimed=True)
+
+        broker.subscriber(stream=reader, title=f"{self.role}-reader", **options)(on_new)
+        broker.subscriber(stream=claimer, title=f"{self.role}-claimer", **options)(on_claimed)
+        app = FastStream(broker, logger=logger)
+        app.on_startup(self._startup)
+        app.after_startup(self._after_startup)
+        app.on_shutdown(self._shutdown)
+        return app
+
+    async def _startup(self) -> None:
+        await keys.ensure_groups(self.redis)
+        await self.prepare()
+
+    async def _after_startup(self) -> None:
+        await self.beat()
+        self._heartbeat_task = asyncio.create_task(self._heartbeat_loop())
+        logger.info("%s %s consuming %s as group %s", self.role, self.replica_id, self.stream, self.group)
+
+    async def _shutdown(self) -> None:
+        if self._heartbeat_task:
+            self._heartbeat_task.cancel()
+        try:
+            await self.redis.hdel(keys.REPLICAS_HASH, self.replica_id)
+            for consumer in (self.replica_id, f"{self.replica_id}:claimer"):
+                info = await self.redis.xpending_range(self.stream, self.group, "-", "+", 1, consumername=consumer)
+                if not info:
+                    await self.redis.xgroup_delconsumer(self.stream, self.group, consumer)
+        except aioredis.RedisError as exc:  # the broker may be gone already
+            logger.warning("cleanup on shutdown failed: %s", exc)
+        await self.redis.aclose()
+
+    async def run(self) -> None:
+        await self.build_app().run()
+
+    # ------------------------------------------------------------ heartbeat
+    def heartbeat(self) -> Heartbeat:
+        return Heartbeat(
+            replica_id=self.replica_id,
+            role=self.role,  # type: ignore[arg-type]
+            model_version=self.model_version(),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self.started_at,
+            last_seen=time.time(),
+            processed=self.processed,
+            expired=self.expired,
+            dead_lettered=self.dead_lettered,
+            last_error=self.last_error,
+        )
+
+    async def beat(self) -> None:
+        await self.redis.hset(keys.REPLICAS_HASH, self.replica_id, self.heartbeat().model_dump_json())
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            try:
+                await self.beat()
+            except aioredis.RedisError as exc:
+                logger.warning("heartbeat failed: %s", exc)
+
+    # ------------------------------------------------------------ the handler
+    async def handle(self, entries: list[Entry], claimed: bool) -> None:
+        if not entries:
+            return
+        deliveries = await self._deliveries([i for i, _ in entries]) if claimed else {}
+        valid: list[M] = []
+        valid_ids: list[bytes] = []
+        done_ids: list[bytes] = []
+        dead: list[DeadLetter] = []
+        now = time.time()
+        for entry_id, fields in entries:
+            count = deliveries.get(entry_id, 1)
+            if count > self.settings.max_deliveries:
+                dead.append(self._dead(entry_id, fields, f"failed {count - 1} deliveries", count))
+                continue
+            raw = fields.get(keys.PAYLOAD_FIELD.encode())
+            if raw is None:
+                dead.append(self._dead(entry_id, fields, f"missing field {keys.PAYLOAD_FIELD!r}", count))
+                continue
+            try:
+                message = self.message_type.model_validate_json(raw)
+            except ValidationError as exc:
+                dead.append(self._dead(entry_id, fields, reason_of(exc), count))
+                continue
+            if getattr(message, "deadline", now + 1) < now:
+                self.expired += 1
+                done_ids.append(entry_id)
+                continue
+            valid.append(message)
+            valid_ids.append(entry_id)
+
+        pipe = self.redis.pipeline(transaction=True)
+        if valid:
+            try:
+                self.process(valid, pipe)
+            except Exception as exc:
+                # Leave them pending: the claimer retries each one alone until
+                # max_deliveries, so one poison entry cannot sink the others.
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.exception("processing %d entries failed; left pending for retry", len(valid))
+                pipe = self.redis.pipeline(transaction=True)
+                valid_ids = []
+        for letter in dead:
+            pipe.xadd(
+                keys.DEAD_LETTER_STREAM,
+                {keys.PAYLOAD_FIELD: letter.model_dump_json()},
+                maxlen=self.settings.dead_letter_maxlen,
+                approximate=True,
+            )
+            done_ids.append(letter.entry_id.encode())
+        ack = valid_ids + done_ids
+        if ack:
+            pipe.xack(self.stream, self.group, *ack)
+        if len(pipe):
+            await pipe.execute()
+        self.processed += len(valid_ids)
+        self.dead_lettered += len(dead)
+        for letter in dead:
+            logger.warning("dead-lettered %s %s: %s", self.stream, letter.entry_id, letter.reason)
+
+    async def _deliveries(self, ids: list[bytes]) -> dict[bytes, int]:
+        """Delivery counts of claimed entries (XAUTOCLAIM has already counted this one)."""
+        out: dict[bytes, int] = {}
+        for entry_id in ids:
+            rows = await self.redis.xpending_range(self.stream, self.group, entry_id, entry_id, 1)
+            if rows:
+                out[entry_id] = int(rows[0]["times_delivered"])
+        return out
+
+    def _dead(self, entry_id: bytes, fields: dict[bytes, bytes], reason: str, deliveries: int) -> DeadLetter:
+        shown = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
+        text = repr(shown) if len(shown) != 1 or keys.PAYLOAD_FIELD not in shown else shown[keys.PAYLOAD_FIELD]
+        return DeadLetter(
+            source_stream=self.stream,
+            entry_id=entry_id.decode(),
+            group=self.group,
+            consumer=self.replica_id,
+            reason=reason,
+            deliveries=deliveries,
+            payload=text[:MAX_DEAD_PAYLOAD],
+        )
+
+
+async def _keep_raw_entries(msg: Any, original: Any) -> Any:
+    """Let FastStream build its message object but keep the stream entries untouched.
+
+    PokeWatch entries are plain `payload` fields, not FastStream envelopes; the
+    worker validates them itself so that bad ones reach the dead-letter stream
+    with a precise reason.
+    """
+    parsed = await original({**msg, "data": []})
+    parsed.raw_message = msg
+    return parsed
+
+
+async def _decode_entries(msg: Any, original: Any) -> list[Entry]:
+    raw = msg.raw_message
+    return list(zip(raw["message_ids"], raw["data"], strict=True))

@@ -1,0 +1,191 @@
+"""Serving-time card state: what a model replica needs to price any card on any date.
+
+Where it lives. The pipeline's register step logs `serving/state.parquet`
+next to the model in the same MLflow run: for every card, the feature rows
+of its last `serving_days` days (market price, name, set, the model's
+features). A replica loads the champion *and* that state together, so a reply
+is always computed by one model version on the data that version was trained
+with; nothing else has to be kept in sync.
+
+At load time the replica runs the model once, vectorized, over every row of
+the state and keeps the outputs as flat arrays. A request is then a dictionary
+lookup and a binary search per card: no pandas, no model call on the hot path.
+
+Dates. `date` omitted means the card's latest known price. A past date means
+the state as of that date: the last observation on or before it (weekly
+series have one price a week). A date before the card's first observation or
+after its latest one is a 404.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from contracts.messages import ItemError, PredictItem, Quote
+from workers.pipeline.features import FEATURE_COLUMNS
+
+STATE_ARTIFACT_DIR = "serving"
+STATE_FILE = "state.parquet"
+INFO_COLUMNS = ["card_id", "card_name", "set_name", "currency", "date", "market_price", "volume"]
+EPOCH = np.datetime64("1970-01-01", "D")
+
+
+def build_serving_state(features: pd.DataFrame, serving_days: int = 400) -> pd.DataFrame:
+    """The last `serving_days` days of every card's feature rows, sorted by card and date."""
+    last = features.groupby("card_id", sort=False)["date"].transform("max")
+    keep = features[features["date"] > last - pd.Timedelta(days=serving_days)]
+    cols = [c for c in INFO_COLUMNS if c in keep.columns] + FEATURE_COLUMNS
+    out = keep[cols].sort_values(["card_id", "date"], kind="mergesort").reset_index(drop=True)
+    return out
+
+
+def _day_number(value: dt.date) -> int:
+    return (value - dt.date(1970, 1, 1)).days
+
+
+@dataclass
+class ServingState:
+    """Model outputs for every (card, date) of the state, ready for lookups."""
+
+    version: str
+    cards: dict[str, tuple[int, int]]  # card_id -> [start, end) rows
+    days: np.ndarray  # int64 days since 1970-01-01
+    market: np.ndarray
+    forecast: np.ndarray
+    fair: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    names: np.ndarray
+    sets: np.ndarray
+    currency: np.ndarray
+    frame: pd.DataFrame  # the state itself, for the catalog
+
+    @classmethod
+    def build(cls, version: str, state: pd.DataFrame, model: Any) -> ServingState:
+        """Run the model once over every row of the state (sorted by card and date)."""
+        fc = model.predict(state)
+        market = state["market_price"].to_numpy(dtype="float64")
+        fair = market * np.exp(fc.fair)
+        # The interval is the model's 80% band of the next observed price,
+        # widened where needed so that it always contains the fair price.
+        low = np.minimum(market * np.exp(fc.low), fair)
+        high = np.maximum(market * np.exp(fc.high), fair)
+        card_ids = state["card_id"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, card_ids[1:] != card_ids[:-1]])
+        ends = np.r_[starts[1:], len(card_ids)]
+        cards = {str(card_ids[s]): (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
+        days = (state["date"].to_numpy().astype("datetime64[D]") - EPOCH).astype("int64")
+
+        def text(col: str) -> np.ndarray:
+            if col not in state.columns:
+                return np.full(len(state), None, dtype=object)
+            return state[col].astype("object").where(state[col].notna(), None).to_numpy()
+
+        return cls(
+            version=version,
+            cards=cards,
+            days=days,
+            market=market,
+            forecast=market * np.exp(fc.ret),
+            fair=fair,
+            low=low,
+            high=high,
+            names=text("card_name"),
+            sets=text("set_name"),
+            currency=text("currency"),
+            frame=state,
+        )
+
+    def __len__(self) -> int:
+        return len(self.days)
+
+    def locate(self, card_id: str, day: dt.date | None) -> int | ItemError:
+        """Row of the card's state on `day` (as of that date), or a 404 explaining why not."""
+        span = self.cards.get(card_id)
+        if span is None:
+            return ItemError(card_id=card_id, date=day, status=404, error=f"unknown card {card_id!r}")
+        start, end = span
+        if day is None:
+            return end - 1
+        n = _day_number(day)
+        first, last = int(self.days[start]), int(self.days[end - 1])
+        if n > last:
+            return ItemError(
+                card_id=card_id,
+                date=day,
+                status=404,
+                error=f"no price for {card_id!r} on {day}: latest known price is on {_date(last)}",
+            )
+        if n < first:
+            return ItemError(
+                card_id=card_id,
+                date=day,
+                status=404,
+                error=f"no price for {card_id!r} on {day}: served history starts on {_date(first)}",
+            )
+        return start + int(np.searchsorted(self.days[start:end], n, side="right")) - 1
+
+    def quote(self, items: list[PredictItem], served_by: str) -> list[Quote | ItemError]:
+        """Results for the items, in their order."""
+        out: list[Quote | ItemError] = []
+        for item in items:
+            row = self.locate(item.card_id, item.date)
+            if isinstance(row, ItemError):
+                out.append(row)
+                continue
+            out.append(
+                Quote(
+                    card_id=item.card_id,
+                    card_name=self.names[row],
+                    date=_date(int(self.days[row])),
+                    market_price=round(float(self.market[row]), 4),
+                    forecast_price=round(float(self.forecast[row]), 4),
+                    fair_price=round(float(self.fair[row]), 4),
+                    fair_price_low=round(float(self.low[row]), 4),
+                    fair_price_high=round(float(self.high[row]), 4),
+                    currency=self.currency[row],
+                    model_version=self.version,
+                    served_by=served_by,
+                )
+            )
+        return out
+
+    def catalog(self) -> tuple[dict[str, bytes], dict[str, bytes]]:
+        """Per-card summary and price history as JSON, for the gateway's browsing endpoints."""
+        import orjson
+
+        summary: dict[str, bytes] = {}
+        history: dict[str, bytes] = {}
+        volume = self.frame["volume"].to_numpy(dtype="float64") if "volume" in self.frame else None
+        for card_id, (start, end) in self.cards.items():
+            summary[card_id] = orjson.dumps(
+                {
+                    "card_id": card_id,
+                    "card_name": self.names[start],
+                    "set_name": self.sets[start],
+                    "currency": self.currency[start],
+                    "first_date": _date(int(self.days[start])).isoformat(),
+                    "last_date": _date(int(self.days[end - 1])).isoformat(),
+                    "last_price": round(float(self.market[end - 1]), 4),
+                    "observations": end - start,
+                }
+            )
+            points = [
+                {
+                    "date": _date(int(self.days[i])).isoformat(),
+                    "market_price": round(float(self.market[i]), 4),
+                    **({"volume": float(volume[i])} if volume is not None and np.isfinite(volume[i]) else {}),
+                }
+                for i in range(start, end)
+            ]
+            history[card_id] = orjson.dumps(points)
+        return summary, history
+
+
+def _date(day_number: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=day_number)
