@@ -68,12 +68,12 @@ class LocalStack:
             self.redis = EmbeddedRedis(self.data_dir / "redis", port=port).start()
         return self.broker_url
 
-    def spawn(self, name: str, args: list[str]) -> Child:
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log = logs / f"{name}.log"
         with log.open("ab") as fh:
-            proc = subprocess.Popen(args, env=self.env(), stdout=fh, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(args, env={**self.env(), **(env or {})}, stdout=fh, stderr=subprocess.STDOUT)
         child = Child(name, proc, log)
         self.children.append(child)
         return child
@@ -84,13 +84,13 @@ class LocalStack:
     def spawn_decision(self, name: str) -> Child:
         return self.spawn(name, [sys.executable, "-m", "workers.cli", "worker", "decision", "--replica", name])
 
-    def spawn_gateway(self, name: str = "gateway", port: int | None = None) -> Child:
+    def spawn_gateway(self, name: str = "gateway", port: int | None = None, env: dict[str, str] | None = None) -> Child:
         args = [
             sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
             "--host", self.host, "--port", str(port or self.port),
             "--no-access-log", "--timeout-graceful-shutdown", "10",
         ]  # fmt: skip
-        return self.spawn(name, args)
+        return self.spawn(name, args, env)
 
     def start(self, timeout: float = 120.0) -> LocalStack:
         self.start_broker()

@@ -1,0 +1,50 @@
+"""The decision rule applied to quotes: thresholds, deviation, errors passed through."""
+
+from __future__ import annotations
+
+import pytest
+
+from contracts.messages import ItemError, Quote, SignalDecided
+from workers.serving.decision_worker import decide_quotes
+
+
+def _quote(card: str, market: float, fair: float) -> Quote:
+    return Quote(
+        card_id=card,
+        date="2024-06-01",
+        market_price=market,
+        forecast_price=market,
+        fair_price=fair,
+        fair_price_low=min(market, fair),
+        fair_price_high=max(market, fair),
+        model_version="2",
+        served_by="model-1",
+    )
+
+
+def test_signals_follow_the_thresholds_and_keep_item_order() -> None:
+    quotes = [
+        _quote("buy", 90, 100),  # exactly 10% under fair
+        ItemError(card_id="gone", status=404, error="unknown card 'gone'"),
+        _quote("hold", 114, 100),
+        _quote("sell", 115, 100),  # exactly 15% over fair
+    ]
+    out = decide_quotes(quotes, "req-1", buy=0.10, sell=0.15)
+    assert [r.card_id for r in out] == ["buy", "gone", "hold", "sell"]
+    decided = [r for r in out if isinstance(r, SignalDecided)]
+    assert [r.signal for r in decided] == ["BUY", "HOLD", "SELL"]
+    assert [r.deviation_pct for r in decided] == pytest.approx([-10.0, 14.0, 15.0])
+    assert all(r.request_id == "req-1" and r.model_version == "2" for r in decided)
+    assert isinstance(out[1], ItemError)
+
+
+def test_thresholds_are_configurable() -> None:
+    (strict,) = decide_quotes([_quote("c", 95, 100)], "r", buy=0.05, sell=0.15)
+    (loose,) = decide_quotes([_quote("c", 95, 100)], "r", buy=0.10, sell=0.15)
+    assert isinstance(strict, SignalDecided) and isinstance(loose, SignalDecided)
+    assert (strict.signal, loose.signal) == ("BUY", "HOLD")
+
+
+def test_only_errors_gives_only_errors() -> None:
+    err = ItemError(card_id="x", status=404, error="unknown card 'x'")
+    assert decide_quotes([err], "r", 0.1, 0.15) == [err]
