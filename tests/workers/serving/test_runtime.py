@@ -42,9 +42,7 @@ def _quotes(reply_to: str, deadline: float | None = None, request_id: str = "req
         model_version="5",
         served_by="model-1",
     )
-    msg = PriceQuotes(
-        request_id=request_id, reply_to=reply_to, deadline=deadline or time.time() + 30, results=[quote]
-    )
+    msg = PriceQuotes(request_id=request_id, reply_to=reply_to, deadline=deadline or time.time() + 30, results=[quote])
     return msg.model_dump_json()
 
 
@@ -113,7 +111,7 @@ async def test_expired_requests_are_acked_without_an_answer(worker: DecisionWork
 
 async def test_a_failing_entry_stays_pending_then_dead_letters_after_max_deliveries(worker: DecisionWorker) -> None:
     class Failing(DecisionWorker):
-        def process(self, messages, pipe):  # noqa: ANN001
+        def process(self, messages, pipe):
             raise RuntimeError("model exploded")
 
     failing = Failing(worker.settings, CONSUMER)

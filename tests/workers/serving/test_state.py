@@ -36,9 +36,7 @@ def test_state_keeps_only_the_last_serving_days_of_each_card(features: pd.DataFr
     assert kept["date"].max() == pd.Timestamp(END)
 
 
-def test_latest_quote_uses_the_last_price_and_the_model_fair_price(
-    state: ServingState, features: pd.DataFrame
-) -> None:
+def test_latest_quote_uses_the_last_price_and_the_model_fair_price(state: ServingState, features: pd.DataFrame) -> None:
     card = features["card_id"].iloc[0]
     (quote,) = state.quote([PredictItem(card_id=card)], "model-1")
     assert isinstance(quote, Quote)

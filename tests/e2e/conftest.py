@@ -1,0 +1,48 @@
+"""Real processes: an embedded Redis server, uvicorn, model and decision workers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from workers.serving.embedded import free_port
+from workers.serving.stack import LocalStack
+
+
+def db_url(redis_server, db: int) -> str:
+    return redis_server.url.rsplit("/", 1)[0] + f"/{db}"
+
+
+def make_stack(redis_server, data_dir: Path, db: int, **env: str) -> LocalStack:
+    """A stack on its own Redis database (isolated keys), sharing the session's server."""
+    import redis
+
+    url = db_url(redis_server, db)
+    redis.Redis.from_url(url).flushdb()
+    return LocalStack(
+        data_dir,
+        port=free_port(),
+        redis_url=url,
+        model_replicas=2,
+        extra_env={"POKEWATCH_HEARTBEAT_S": "0.5", "POKEWATCH_REPLICA_TTL_S": "3", **env},
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server, champion_data_dir: Path):
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    s = make_stack(redis_server, champion_data_dir, db=1)
+    s.start(timeout=180)
+    yield s
+    codes = s.stop()
+    # Workers drain and exit 0 on SIGTERM; uvicorn re-raises the signal (-15) after a clean shutdown.
+    assert all(code in (0, -15) for code in codes.values()), codes
+
+
+@pytest.fixture(scope="module")
+def client(stack: LocalStack):
+    with httpx.Client(base_url=stack.url, timeout=30) as c:
+        yield c

@@ -1,0 +1,69 @@
+"""`pokewatch up` from an empty data dir: trains a first champion, serves, and Ctrl-C stops everything."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from workers.serving.embedded import free_port
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _closed(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_up_brings_the_whole_stack_up_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "POKEWATCH_DATA_DIR": str(tmp_path / "data"),
+        "POKEWATCH_DEMO_CARDS": "30",
+        "POKEWATCH_DEMO_DAYS": "150",
+        "COLUMNS": "200",
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("REDIS_URL", None)
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "up", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while "PokeWatch is up" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.5)
+        text = log.read_text()
+        assert "no champion model yet" in text and "promoted to champion" in text
+        assert "curl" in text
+        broker_port = int(re.search(r"broker: redis://127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]
+
+        card = httpx.get(f"http://127.0.0.1:{port}/cards", params={"page_size": 1}).json()["items"][0]["card_id"]
+        resp = httpx.post(f"http://127.0.0.1:{port}/fair_price", content=f'{{"card_id": "{card}"}}', timeout=30)
+        assert resp.status_code == 200 and resp.json()["signal"] in {"BUY", "SELL", "HOLD"}
+        health = httpx.get(f"http://127.0.0.1:{port}/health").json()
+        assert sorted(r["replica_id"] for r in health["replicas"] if r["live"]) == ["decision-1", "model-1", "model-2"]
+        assert (tmp_path / "data" / "redis" / "appendonlydir").exists(), "the broker keeps its data in the data dir"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(60)
+    assert code == 0, log.read_text()
+    assert "stopped" in log.read_text()
+    assert _closed(port) and _closed(broker_port)
