@@ -14,9 +14,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## up: install, then run the pipeline on the offline demo source
+## up: install, then the whole local stack (trains a first model on the demo source if there is none)
 up: $(STAMP)
-	$(BIN)/pokewatch pipeline run --source demo
+	$(BIN)/pokewatch up
 
 ## lint: ruff (lint + format check) and mypy, as CI runs them
 lint: $(STAMP)

@@ -142,3 +142,15 @@ async def test_heartbeat_lands_in_the_replicas_hash(worker: DecisionWorker) -> N
     assert beat["role"] == "decision" and beat["replica_id"] == CONSUMER
     assert abs(beat["last_seen"] - time.time()) < 5
     await asyncio.sleep(0)
+
+
+async def test_publishers_cap_the_signals_stream_near_its_maxlen(worker: DecisionWorker, redis_server) -> None:
+    capped = DecisionWorker(worker.settings.model_copy(update={"signals_maxlen": 100}), CONSUMER)
+    for i in range(6):
+        for j in range(100):
+            await capped.redis.xadd(capped.stream, {keys.PAYLOAD_FIELD: _quotes("reply:x", request_id=f"{i}-{j}")})
+        await capped.handle(await _read(capped), claimed=False)
+    assert capped.processed == 600
+    # Approximate trimming drops whole internal nodes: the length stays near the cap, far below 600.
+    assert 100 <= await capped.redis.xlen(keys.SIGNALS_STREAM) < 250
+    await capped.redis.aclose()
