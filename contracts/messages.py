@@ -125,14 +125,35 @@ class Reply(Message):
 
 
 class ModelPublished(Message):
-    """Pipeline/CLI -> every model replica: a new champion to hot-load."""
+    """Pipeline/CLI -> every model replica: a new champion to hot-load.
 
+    Replicas ignore a version they already serve or an older one, unless
+    `rollback` is set (`pokewatch model rollback`).
+    """
+
+    kind: Literal["published"] = "published"
     model_name: str
     version: str
     model_uri: str
     run_id: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
+    rollback: bool = False
     published_at: float = Field(default_factory=now)
+
+
+class ModelLoadFailed(Message):
+    """A replica could not load a published version; it keeps serving `serving_version`."""
+
+    kind: Literal["load_failed"] = "load_failed"
+    model_name: str
+    version: str
+    replica_id: str
+    serving_version: str | None
+    error: str
+    failed_at: float = Field(default_factory=now)
+
+
+ModelEvent = Annotated[ModelPublished | ModelLoadFailed, Field(discriminator="kind")]
 
 
 class DeadLetter(Message):

@@ -25,6 +25,7 @@ class ServingSettings(BaseSettings):
     poll_ms: int = Field(default=100, ge=1)
     claim_idle_ms: int = Field(default=3000, ge=100, description="pending this long -> another replica claims it")
     max_deliveries: int = Field(default=3, ge=1, description="deliveries before an entry is dead-lettered")
+    champion_poll_s: float = Field(default=60.0, gt=0, description="model replicas re-check the champion alias")
     graceful_timeout_s: float = Field(default=10.0, gt=0)
 
     buy_threshold: float = Field(default=0.10, gt=0, lt=1)

@@ -108,6 +108,12 @@ class StreamWorker(ABC, Generic[M]):
     async def prepare(self) -> None:
         """Called once before the subscribers start (e.g. load the model)."""
 
+    def add_subscribers(self, broker: RedisBroker) -> None:
+        """Extra subscribers of a role (the model replicas' broadcast of model events)."""
+
+    async def started(self) -> None:
+        """Called once the subscribers run."""
+
     # ------------------------------------------------------------ app wiring
     def build_app(self) -> FastStream:
         s = self.settings
@@ -133,8 +139,8 @@ class StreamWorker(ABC, Generic[M]):
         options: dict[str, Any] = {
             "ack_policy": AckPolicy.MANUAL,
             "no_reply": True,
-            "parser": _keep_raw_entries,
-            "decoder": _decode_entries,
+            "parser": keep_raw_entries,
+            "decoder": decode_entries,
         }
 
         async def on_new(entries: Any) -> None:
@@ -145,6 +151,7 @@ class StreamWorker(ABC, Generic[M]):
 
         broker.subscriber(stream=reader, title=f"{self.role}-reader", **options)(on_new)
         broker.subscriber(stream=claimer, title=f"{self.role}-claimer", **options)(on_claimed)
+        self.add_subscribers(broker)
         app = FastStream(broker, logger=logger)
         app.on_startup(self._startup)
         app.after_startup(self._after_startup)
@@ -158,6 +165,7 @@ class StreamWorker(ABC, Generic[M]):
     async def _after_startup(self) -> None:
         await self.beat()
         self._heartbeat_task = asyncio.create_task(self._heartbeat_loop())
+        await self.started()
         logger.info("%s %s consuming %s as group %s", self.role, self.replica_id, self.stream, self.group)
 
     async def _shutdown(self) -> None:
@@ -272,13 +280,26 @@ class StreamWorker(ABC, Generic[M]):
                 out[entry_id] = int(rows[0]["times_delivered"])
         return out
 
-    def _dead(self, entry_id: bytes, fields: dict[bytes, bytes], reason: str, deliveries: int) -> DeadLetter:
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        """Append one dead letter outside a batch (e.g. a malformed model event)."""
+        await self.redis.xadd(
+            keys.DEAD_LETTER_STREAM,
+            {keys.PAYLOAD_FIELD: letter.model_dump_json()},
+            maxlen=self.settings.dead_letter_maxlen,
+            approximate=True,
+        )
+        self.dead_lettered += 1
+        logger.warning("dead-lettered %s %s: %s", letter.source_stream, letter.entry_id, letter.reason)
+
+    def _dead(
+        self, entry_id: bytes, fields: dict[bytes, bytes], reason: str, deliveries: int, stream: str | None = None
+    ) -> DeadLetter:
         shown = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
         text = repr(shown) if len(shown) != 1 or keys.PAYLOAD_FIELD not in shown else shown[keys.PAYLOAD_FIELD]
         return DeadLetter(
-            source_stream=self.stream,
+            source_stream=stream or self.stream,
             entry_id=entry_id.decode(),
-            group=self.group,
+            group=None if stream else self.group,
             consumer=self.replica_id,
             reason=reason,
             deliveries=deliveries,
@@ -286,7 +307,7 @@ class StreamWorker(ABC, Generic[M]):
         )
 
 
-async def _keep_raw_entries(msg: Any, original: Any) -> Any:
+async def keep_raw_entries(msg: Any, original: Any) -> Any:
     """Let FastStream build its message object but keep the stream entries untouched.
 
     PokeWatch entries are plain `payload` fields, not FastStream envelopes; the
@@ -298,6 +319,6 @@ async def _keep_raw_entries(msg: Any, original: Any) -> Any:
     return parsed
 
 
-async def _decode_entries(msg: Any, original: Any) -> list[Entry]:
+async def decode_entries(msg: Any, original: Any) -> list[Entry]:
     raw = msg.raw_message
     return list(zip(raw["message_ids"], raw["data"], strict=True))
