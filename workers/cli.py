@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from datetime import date
 from pathlib import Path
@@ -20,6 +19,8 @@ from workers.config import PipelineSettings
 app = typer.Typer(help="PokeWatch: fair prices and BUY/SELL/HOLD signals for trading cards.", no_args_is_help=True)
 pipeline_app = typer.Typer(help="The batch pipeline: collect, validate, features, train, evaluate, register.")
 app.add_typer(pipeline_app, name="pipeline")
+model_app = typer.Typer(help="Registered model versions: status, publish to the replicas, roll back.")
+app.add_typer(model_app, name="model")
 worker_app = typer.Typer(help="Stream workers (FastStream): model replicas and decision workers.")
 app.add_typer(worker_app, name="worker")
 
@@ -194,16 +195,6 @@ def pipeline_register(source: SourceOpt = "demo", day: DateOpt = None) -> None:
     _run_step("register", steps.register, PipelineSettings(), source, _day(day))
 
 
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 @app.command("evaluate")
 def evaluate_file(
     input_path: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet in the long format")],
@@ -233,7 +224,9 @@ def evaluate_file(
     out = result.to_json()
     out["quarantined"] = len(checked.quarantined)
     if as_json:
-        typer.echo(json.dumps(_finite(out), indent=2, default=str))
+        from workers.pipeline.run import json_safe
+
+        typer.echo(json.dumps(json_safe(out), indent=2, default=str))
         return
     table = Table(title=f"walk-forward, h={horizon}, cutoff {out['cutoff']}, {out['n_test']:,} test rows")
     cols = ["mape", "mdape", "rmse_log", "signal_rate", "hit_rate", "fwd_return_buy", "fwd_return_sell"]
@@ -248,6 +241,67 @@ def evaluate_file(
         f"model vs naive MAPE improvement: {out['model_vs_naive_mape_improvement']:.2f}% "
         f"(90% card-resampled interval {low:.2f}% .. {high:.2f}%)"
     )
+
+
+# ---------------------------------------------------------------- model versions
+
+
+def _redis_client() -> Any:
+    import redis
+
+    from contracts.settings import ServingSettings
+
+    return redis.Redis.from_url(ServingSettings().redis_url, socket_connect_timeout=3)
+
+
+@model_app.command("status")
+def model_status() -> None:
+    """Every registered version with its gate decision; the champion is marked."""
+    from workers.pipeline import registry
+
+    settings = PipelineSettings()
+    registry.configure(settings)
+    client = registry._mlflow().MlflowClient()
+    champion = registry.champion_version(settings)
+    table = Table(title=f"{settings.model_name} (champion: {champion})")
+    for col in ("version", "champion", "promoted", "candidate MAPE", "reason"):
+        table.add_column(col)
+    versions = client.search_model_versions(f"name='{settings.model_name}'")
+    for v in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        t = v.tags
+        mape = t.get("gate.candidate_mape", "")
+        table.add_row(
+            v.version,
+            "*" if v.version == champion else "",
+            t.get("gate.promoted", ""),
+            f"{float(mape):.4f}" if mape else "",
+            t.get("gate.reason", ""),
+        )
+    console.print(table)
+
+
+@model_app.command("publish")
+def model_publish(version: Annotated[str, typer.Argument(help="registered version to announce")]) -> None:
+    """Announce VERSION on pokewatch:model-events; replicas serving an older version load it."""
+    from workers.pipeline.publish import publish_version
+
+    try:
+        out = publish_version(PipelineSettings(), _redis_client(), version, rollback=False)
+    except Exception as exc:  # MLflow or Redis: say which and why
+        _fail(exc)
+    typer.echo(json.dumps(out, indent=2))
+
+
+@model_app.command("rollback")
+def model_rollback() -> None:
+    """Point `champion` back at the previous champion and tell every replica to load it."""
+    from workers.pipeline.publish import rollback
+
+    try:
+        out = rollback(PipelineSettings(), _redis_client())
+    except Exception as exc:
+        _fail(exc)
+    typer.echo(json.dumps(out, indent=2))
 
 
 # ---------------------------------------------------------------- serving

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from datetime import date
@@ -32,6 +33,17 @@ from workers.serving.state import build_serving_state
 logger = logging.getLogger(__name__)
 
 STEPS = ("collect", "validate", "features", "train", "evaluate", "register")
+
+
+def json_safe(obj: Any) -> Any:
+    """NaN and infinities (e.g. a hit rate with no signals) as None: results travel as strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def eval_config(settings: PipelineSettings) -> EvalConfig:
@@ -96,7 +108,7 @@ def train(settings: PipelineSettings, source: str, day: date) -> dict[str, Any]:
     model = GBMModel(cfg.horizon, cfg.fair_horizon, cfg.max_train_rows, cfg.half_life_days)
     model.fit(frame)
     path = registry.save_candidate(model, DataStore(settings.data_dir).candidate_dir(day, source) / "model.pkl")
-    return {"model": str(path), "selection": model.choice}
+    return json_safe({"model": str(path), "selection": model.choice})
 
 
 def evaluate(settings: PipelineSettings, source: str, day: date) -> dict[str, Any]:
@@ -109,14 +121,16 @@ def evaluate(settings: PipelineSettings, source: str, day: date) -> dict[str, An
     atomic_write_parquet(result.test[list(dict.fromkeys(keep))], out_dir / "test.parquet")
     evaluation = result.to_json()
     path = atomic_write_json(evaluation, out_dir / "evaluation.json")
-    return {
-        "evaluation": str(path),
-        "model_mape": evaluation["model"]["mape"],
-        "naive_mape": evaluation["naive"]["mape"],
-        "model_vs_naive_mape_improvement": evaluation["model_vs_naive_mape_improvement"],
-        "signal_rate": evaluation["model"]["signal_rate"],
-        "hit_rate": evaluation["model"]["hit_rate"],
-    }
+    return json_safe(
+        {
+            "evaluation": str(path),
+            "model_mape": evaluation["model"]["mape"],
+            "naive_mape": evaluation["naive"]["mape"],
+            "model_vs_naive_mape_improvement": evaluation["model_vs_naive_mape_improvement"],
+            "signal_rate": evaluation["model"]["signal_rate"],
+            "hit_rate": evaluation["model"]["hit_rate"],
+        }
+    )
 
 
 def register(settings: PipelineSettings, source: str, day: date) -> dict[str, Any]:
@@ -144,7 +158,7 @@ def register(settings: PipelineSettings, source: str, day: date) -> dict[str, An
     figures = evaluation_figures(test, settings.buy_threshold, settings.sell_threshold)
     state = build_serving_state(_load_features(settings, source), settings.serving_days)
     decision = registry.register(settings, model, evaluation, test, params, figures, state)
-    return decision.as_dict()
+    return json_safe(decision.as_dict())
 
 
 def run_all(

@@ -1,0 +1,129 @@
+"""
+### PokeWatch ML pipeline
+
+Daily at 02:00 UTC: collect -> validate -> features -> train -> evaluate ->
+register (MLflow, champion gate) -> publish.
+
+- The collection date is the run's logical date: re-running or backfilling a
+  day replaces that day's partitions; nothing is duplicated.
+- Tasks exchange paths and ids through XCom, never data frames; every step is
+  the pipeline's own function (`workers.pipeline.run`).
+- `publish` appends a `ModelPublished` event to `pokewatch:model-events`
+  through the Redis provider (connection `redis_default`) only when the gate
+  promoted a new champion; otherwise it is skipped. Every model replica
+  hot-reloads on that event.
+
+Configuration: params `source` (demo | file | pokemonpricetracker) and
+`input_path` (file source); environment `POKEWATCH_DATA_DIR`,
+`MLFLOW_TRACKING_URI`, `POKEMONPRICETRACKER_API_KEY`; Airflow connection
+`redis_default` (e.g. `AIRFLOW_CONN_REDIS_DEFAULT=redis://host:6379/0`).
+
+Parsing this file imports only Airflow: no connection is opened and no
+project module is loaded until a task runs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+DAG_ID = "pokewatch_ml_pipeline"
+REDIS_CONN_ID = "redis_default"
+
+
+def _run_day() -> date:
+    """The logical date of the run (a manual run without one uses its run-after time)."""
+    ctx = get_current_context()
+    when = ctx.get("logical_date") or ctx["dag_run"].run_after
+    return when.date()
+
+
+def _params() -> tuple[str, str | None]:
+    params = get_current_context()["params"]
+    return params["source"], params.get("input_path")
+
+
+def _settings() -> Any:
+    from workers.config import PipelineSettings
+
+    return PipelineSettings()
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule="0 2 * * *",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "pokewatch", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    tags=["pokewatch", "ml", "pricing"],
+    doc_md=__doc__,
+    params={
+        "source": Param("demo", type="string", enum=["demo", "file", "pokemonpricetracker"]),
+        "input_path": Param(None, type=["null", "string"], description="CSV/Parquet for the file source"),
+    },
+)
+def pokewatch_ml_pipeline() -> None:
+    @task
+    def collect() -> dict[str, Any]:
+        from pathlib import Path
+
+        from workers.pipeline import run as steps
+
+        source, input_path = _params()
+        day = _run_day()
+        out = steps.collect(_settings(), source, day, Path(input_path) if input_path else None)
+        return {"day": day.isoformat(), "source": source, **out}
+
+    @task
+    def validate(run: dict[str, Any]) -> dict[str, Any]:
+        from workers.pipeline import run as steps
+
+        settings = _settings()
+        cards = settings.cards_file if run["source"] == "pokemonpricetracker" else None
+        out = steps.validate(settings, run["source"], date.fromisoformat(run["day"]), cards)
+        return {**run, **out}
+
+    @task
+    def features(run: dict[str, Any]) -> dict[str, Any]:
+        from workers.pipeline import run as steps
+
+        return {**run, **steps.features(_settings(), run["source"])}
+
+    @task
+    def train(run: dict[str, Any]) -> dict[str, Any]:
+        from workers.pipeline import run as steps
+
+        out = steps.train(_settings(), run["source"], date.fromisoformat(run["day"]))
+        return {**run, "model": out["model"], "forecast_choice": out["selection"].get("forecast")}
+
+    @task
+    def evaluate(run: dict[str, Any]) -> dict[str, Any]:
+        from workers.pipeline import run as steps
+
+        return {**run, **steps.evaluate(_settings(), run["source"], date.fromisoformat(run["day"]))}
+
+    @task
+    def register(run: dict[str, Any]) -> dict[str, Any]:
+        from workers.pipeline import run as steps
+
+        return steps.register(_settings(), run["source"], date.fromisoformat(run["day"]))
+
+    @task
+    def publish(decision: dict[str, Any]) -> dict[str, Any]:
+        from airflow.providers.redis.hooks.redis import RedisHook
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from workers.pipeline.publish import publish_version
+
+        if not decision["promoted"]:
+            raise AirflowSkipException(f"version {decision['version']} not promoted: {decision['reason']}")
+        client = RedisHook(redis_conn_id=REDIS_CONN_ID).get_conn()
+        return publish_version(_settings(), client, str(decision["version"]))
+
+    publish(register(evaluate(train(features(validate(collect()))))))
+
+
+dag = pokewatch_ml_pipeline()
