@@ -149,8 +149,9 @@ def register(settings: PipelineSettings, source: str, day: date) -> dict[str, An
         "buy_threshold": settings.buy_threshold,
         "sell_threshold": settings.sell_threshold,
         "train_fraction": settings.train_fraction,
-        "forecast_choice": model.choice.get("forecast"),
-        "fair_choice": model.choice.get("fair"),
+        # Baselines are first-class models and register too; they have no selection.
+        "forecast_choice": getattr(model, "choice", {}).get("forecast", model.name),
+        "fair_choice": getattr(model, "choice", {}).get("fair", model.name),
         "cutoff": evaluation.get("cutoff"),
         "n_train": evaluation.get("n_train"),
         "n_test": evaluation.get("n_test"),
