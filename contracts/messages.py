@@ -185,3 +185,4 @@ class Heartbeat(BaseModel):
     expired: int = 0
     dead_lettered: int = 0
     last_error: str | None = None
+    last_load_s: float | None = Field(default=None, description="seconds the last model load took")

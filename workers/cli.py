@@ -282,11 +282,11 @@ def model_status() -> None:
 
 @model_app.command("publish")
 def model_publish(version: Annotated[str, typer.Argument(help="registered version to announce")]) -> None:
-    """Announce VERSION on pokewatch:model-events; replicas serving an older version load it."""
+    """Make VERSION the champion and announce it; replicas serving an older version load it."""
     from workers.pipeline.publish import publish_version
 
     try:
-        out = publish_version(PipelineSettings(), _redis_client(), version, rollback=False)
+        out = publish_version(PipelineSettings(), _redis_client(), version, make_champion=True)
     except Exception as exc:  # MLflow or Redis: say which and why
         _fail(exc)
     typer.echo(json.dumps(out, indent=2))

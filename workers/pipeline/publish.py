@@ -31,9 +31,17 @@ def model_event(settings: PipelineSettings, version: str, rollback: bool = False
     )
 
 
-def publish_version(settings: PipelineSettings, client: Any, version: str, rollback: bool = False) -> dict[str, Any]:
-    """XADD the version's event on the model-events stream with a sync redis client."""
+def publish_version(
+    settings: PipelineSettings, client: Any, version: str, rollback: bool = False, make_champion: bool = False
+) -> dict[str, Any]:
+    """XADD the version's event on the model-events stream with a sync redis client.
+
+    With `make_champion` the `champion` alias moves to the version first, so
+    replicas that start later (or poll the alias) serve it too.
+    """
     event = model_event(settings, version, rollback)
+    if make_champion:
+        registry._mlflow().MlflowClient().set_registered_model_alias(settings.model_name, registry.CHAMPION, version)
     entry_id = publish_event(client, event)
     return {"version": event.version, "entry_id": entry_id, "rollback": rollback, "model_uri": event.model_uri}
 

@@ -78,7 +78,9 @@ class ModelWorker(StreamWorker[PredictRequest]):
                     raise
                 logger.warning("no champion model yet; waiting")
                 await asyncio.sleep(5)
+        started = time.perf_counter()
         self.state = await asyncio.to_thread(load_state, self.pipeline_settings, ref)
+        self.last_load_s = round(time.perf_counter() - started, 3)
         await self.publish_catalog(self.state)
 
     # ------------------------------------------------------------ hot reload
@@ -161,6 +163,7 @@ class ModelWorker(StreamWorker[PredictRequest]):
             return False
         self.state = state  # the swap: one reference assignment, between two batches
         seconds = time.perf_counter() - started
+        self.last_load_s = round(seconds, 3)
         self.last_error = None
         self.reloads.append({"version": version, "ok": True, "seconds": seconds})
         logger.info("now serving version %s (was %s); loaded in %.2f s", version, old, seconds)

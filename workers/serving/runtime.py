@@ -95,6 +95,7 @@ class StreamWorker(ABC, Generic[M]):
         self.expired = 0
         self.dead_lettered = 0
         self.last_error: str | None = None
+        self.last_load_s: float | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ subclass API
@@ -198,6 +199,7 @@ class StreamWorker(ABC, Generic[M]):
             expired=self.expired,
             dead_lettered=self.dead_lettered,
             last_error=self.last_error,
+            last_load_s=self.last_load_s,
         )
 
     async def beat(self) -> None:

@@ -76,8 +76,8 @@ class ServingState:
         low = np.minimum(market * np.exp(fc.low), fair)
         high = np.maximum(market * np.exp(fc.high), fair)
         card_ids = state["card_id"].to_numpy()
-        starts = np.flatnonzero(np.r_[True, card_ids[1:] != card_ids[:-1]])
-        ends = np.r_[starts[1:], len(card_ids)]
+        starts = np.flatnonzero(np.r_[True, card_ids[1:] != card_ids[:-1]]) if len(card_ids) else np.array([], int)
+        ends = np.r_[starts[1:], len(card_ids)] if len(card_ids) else starts
         cards = {str(card_ids[s]): (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
         days = (state["date"].to_numpy().astype("datetime64[D]") - EPOCH).astype("int64")
 
