@@ -36,6 +36,7 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
 
 from contracts import keys  # noqa: E402
 from workers.config import PipelineSettings  # noqa: E402
@@ -51,8 +52,13 @@ def prepare(data_dir: Path, cards: int, days: int) -> tuple[str, str]:
     settings = PipelineSettings(data_dir=data_dir, demo_cards=cards, demo_days=days)
     summary = steps.run_all(settings, "demo", DAY)
     first = str(summary["steps"]["register"]["version"])
-    second = str(steps.register(settings, "demo", DAY)["version"])  # same candidate, a new version
-    return first, second
+    second = steps.register(settings, "demo", DAY)  # same candidate, a new version
+    print(f"version {first} champion; version {second['version']}: promoted={second['promoted']} ({second['reason']})")
+    # The replicas must start on the first version whatever the gate said about the second.
+    from workers.pipeline import registry
+
+    registry._mlflow().MlflowClient().set_registered_model_alias(settings.model_name, registry.CHAMPION, first)
+    return first, str(second["version"])
 
 
 async def drive(url: str, cards: list[str], concurrency: int, stop: asyncio.Event, log: list) -> None:
@@ -121,6 +127,7 @@ async def run(opts: argparse.Namespace) -> None:
         window = lat_ms[(done >= t0) & (done <= t_all + 0.5)]
         failed = int((status != 200).sum())
         print(f"requests {len(log)} ({len(steady)} steady, {len(window)} during reload); versions {old} -> {new}")
+        print(f"versions answered before the event: {sorted(set(versions[done < t0]))}")
         print(f"old-version answers after the event: {int(((versions == old) & (done >= t0)).sum())}")
         print(f"publishing the event took {t_pub - t0:.2f} s (MLflow alias + event)")
         for k in range(int(t_all - t0) + 3):

@@ -227,5 +227,15 @@ def test_dag_run_promotes_a_model_and_every_replica_hot_reloads_without_failed_r
         assert all(b["last_error"] and f"loading version {old} failed" in b["last_error"] for b in models)
         still = httpx.post(f"{stack.url}/fair_price", json={"card_id": cards[0]})
         assert still.status_code == 200 and still.json()["model_version"] == new
+
+        # `pokewatch model rollback`: the champion alias goes back to the previous champion, announced as a rollback.
+        from workers.pipeline.publish import rollback
+        from workers.serving.loader import champion_ref
+
+        out = rollback(settings, r)
+        assert out["version"] == old and out["rollback"] is True
+        assert champion_ref(settings).version == old
+        last = json.loads(r.xrevrange(keys.MODEL_EVENTS_STREAM, count=1)[0][1][b"payload"])
+        assert (last["kind"], last["version"], last["rollback"]) == ("published", old, True)
     finally:
         stack.stop()
