@@ -9,6 +9,23 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_tracking_uri():
+    """Undo MLFLOW_TRACKING_URI exports.
+
+    mlflow.set_tracking_uri() writes the variable into os.environ, so child
+    processes of later tests would inherit one test's registry.
+    """
+    import os
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """../shared/data beside the checkout; tests that need it skip without it."""

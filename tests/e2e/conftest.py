@@ -27,7 +27,13 @@ def make_stack(redis_server, data_dir: Path, db: int, **env: str) -> LocalStack:
         port=free_port(),
         redis_url=url,
         model_replicas=2,
-        extra_env={"POKEWATCH_HEARTBEAT_S": "0.5", "POKEWATCH_REPLICA_TTL_S": "3", **env},
+        extra_env={
+            "POKEWATCH_HEARTBEAT_S": "0.5",
+            "POKEWATCH_REPLICA_TTL_S": "3",
+            # The registry of this data dir, explicitly: never one inherited from the test process.
+            "MLFLOW_TRACKING_URI": f"sqlite:///{(data_dir / 'mlflow.db').resolve()}",
+            **env,
+        },
     )
 
 
