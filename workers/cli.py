@@ -243,6 +243,31 @@ def evaluate_file(
     )
 
 
+# ---------------------------------------------------------------- benchmarks
+
+BENCHES = ("pipeline", "reload", "serve", "all")
+
+
+@app.command("bench")
+def bench(
+    which: Annotated[str, typer.Argument(help="pipeline | reload | serve | all (all writes bench/RESULTS.md)")],
+    quick: Annotated[
+        bool, typer.Option("--quick", help="the short variant (serve: 64-connection comparison only)")
+    ] = False,
+) -> None:
+    """Run a benchmark script from bench/ (from a checkout of the repository)."""
+    import subprocess
+    import sys
+
+    if which not in BENCHES:
+        raise typer.BadParameter(f"expected one of {', '.join(BENCHES)}, got {which!r}")
+    script = Path(__file__).resolve().parents[1] / "bench" / f"{which}.py"
+    if not script.exists():
+        _fail(FileNotFoundError(f"{script} not found: benchmarks run from a checkout of the repository"))
+    args = ["--quick"] if quick and which in ("serve", "all") else []
+    raise typer.Exit(subprocess.run([sys.executable, str(script), *args], check=False).returncode)
+
+
 # ---------------------------------------------------------------- model versions
 
 

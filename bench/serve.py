@@ -1,0 +1,212 @@
+"""Benchmark: the streams request path against a bare ceiling and the old HTTP chain, same machine, same run.
+
+Starts, on 127.0.0.1 only:
+- the PokeWatch stack (embedded server, gateway, 2 model replicas, a decision
+  worker) on a champion trained on the synthetic demo;
+- the ceiling: a bare FastAPI endpoint returning a fixed body (bench/ceiling.py);
+- the old architecture: gateway -> model service -> decision service over
+  HTTP with the same model and rule (bench/http_chain.py).
+Load comes from a separate process (bench/loadgen.py), bounded in time. For
+each scenario it prints requests/s, p50/p95/p99 latency, errors, and the CPU
+seconds each process used (the load generator's own CPU too, to show it is
+not the bottleneck).
+
+    python bench/serve.py [--quick] [--duration 5] [--cards 200] [--days 365]
+
+`--quick` runs only the 64-connection comparison. Last line, exactly:
+SUMMARY rps=<streams rps at 64 conns> p99_ms=<..> ceiling_rps=<..> http_rps=<..> vs_ceiling=<..> vs_http=<..> errors=<n>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+
+from workers.config import PipelineSettings  # noqa: E402
+from workers.serving.embedded import free_port  # noqa: E402
+from workers.serving.stack import Child, LocalStack  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+UVICORN = ["--no-access-log", "--log-level", "warning"]
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+@dataclass
+class Result:
+    scenario: str
+    target: str
+    connections: int
+    stats: dict[str, float]
+    cpu: dict[str, float] = field(default_factory=dict)
+    cards_per_request: int = 1
+
+
+def load(url: str, body: str, connections: int, duration: float, procs: list[Child]) -> tuple[dict, dict]:
+    before = {c.name: cpu_seconds(c.process.pid) for c in procs}
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--url", url, "--body", body,
+         "-c", str(connections), "-d", str(duration)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    stats = json.loads(out.stdout.strip().splitlines()[-1])
+    cpu = {c.name: round(cpu_seconds(c.process.pid) - before[c.name], 2) for c in procs}
+    cpu["loadgen"] = stats["client_cpu_s"]
+    return stats, cpu
+
+
+def wait_http(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not come up")
+
+
+def prepare(data_dir: Path, cards: int, days: int) -> None:
+    from workers.pipeline.run import run_all
+
+    settings = PipelineSettings(data_dir=data_dir, demo_cards=cards, demo_days=days)
+    run_all(settings, "demo", date(2026, 1, 2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="only the 64-connection comparison")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per scenario")
+    parser.add_argument("--cards", type=int, default=200)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--data-dir", type=Path, default=None, help="reuse a data dir that has a champion")
+    opts = parser.parse_args()
+
+    tmp = tempfile.TemporaryDirectory(prefix="pokewatch-serve-")
+    data_dir = opts.data_dir or Path(tmp.name) / "data"
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    if opts.data_dir is None:
+        print(f"training a champion on the synthetic demo {opts.cards} x {opts.days}...", flush=True)
+        prepare(data_dir, opts.cards, opts.days)
+    tracking = {"MLFLOW_TRACKING_URI": f"sqlite:///{(data_dir / 'mlflow.db').resolve()}"}
+
+    stack = LocalStack(data_dir, port=free_port(), model_replicas=2, redis_port=0, extra_env=tracking)
+    results: list[Result] = []
+    try:
+        stack.start(timeout=180)
+        card = httpx.get(f"{stack.url}/cards", params={"page_size": 100}).json()["items"]
+        body = json.dumps({"card_id": card[0]["card_id"]})
+        batch = json.dumps({"items": [{"card_id": c["card_id"]} for c in card[:100]]})
+
+        extra: list[Child] = []
+        ceiling_port = free_port()
+        here = {"PYTHONPATH": str(ROOT)}
+        extra.append(stack.spawn("ceiling", [sys.executable, "-m", "uvicorn", "bench.ceiling:app",
+                                             "--port", str(ceiling_port), *UVICORN], here))  # fmt: skip
+        ports = {role: free_port() for role in ("model", "decision", "gateway")}
+        for role in ("model", "decision", "gateway"):
+            env = {
+                **here,
+                "HTTP_CHAIN_ROLE": role,
+                "MODEL_URL": f"http://127.0.0.1:{ports['model']}",
+                "DECISION_URL": f"http://127.0.0.1:{ports['decision']}",
+            }
+            args = [sys.executable, "-m", "uvicorn", "bench.http_chain:create_app", "--factory",
+                    "--port", str(ports[role]), *UVICORN]  # fmt: skip
+            extra.append(stack.spawn(f"http-{role}", args, env))
+        wait_http(f"http://127.0.0.1:{ceiling_port}/docs")
+        for role in ports:
+            wait_http(f"http://127.0.0.1:{ports[role]}/docs")
+        streams_procs = [c for c in stack.children if c not in extra]
+        http_procs = [c for c in extra if c.name.startswith("http-")]
+        ceiling_procs = [c for c in extra if c.name == "ceiling"]
+        urls = {
+            "streams": f"{stack.url}/fair_price",
+            "ceiling": f"http://127.0.0.1:{ceiling_port}/fair_price",
+            "http": f"http://127.0.0.1:{ports['gateway']}/fair_price",
+        }
+        procs = {"streams": streams_procs, "ceiling": ceiling_procs, "http": http_procs}
+        # Warm every path (JIT-free Python still has caches, pools and lazy imports).
+        for target in urls:
+            load(urls[target], body, 16, 1.0, procs[target])
+
+        def run(scenario: str, target: str, conns: int, payload: str = body, cards: int = 1) -> None:
+            stats, cpu = load(urls[target], payload, conns, opts.duration, procs[target])
+            results.append(Result(scenario, target, conns, stats, cpu, cards))
+            print(
+                f"{scenario:<34} {target:<8} c={conns:<4} {stats['rps']:>9,.0f} req/s  "
+                f"p50 {stats['p50_ms']:>7.2f}  p95 {stats['p95_ms']:>7.2f}  p99 {stats['p99_ms']:>7.2f} ms  "
+                f"errors {stats['errors'] + stats['non_2xx']}  cpu {cpu}",
+                flush=True,
+            )
+
+        run("POST /fair_price, 64 conns", "streams", 64)
+        run("POST /fair_price, 64 conns", "ceiling", 64)
+        run("POST /fair_price, 64 conns", "http", 64)
+        if not opts.quick:
+            for conns in (1, 16, 256):
+                run(f"POST /fair_price, {conns} conns", "streams", conns)
+            run("POST /fair_price, 1 conn", "ceiling", 1)
+            run("POST /fair_price, 1 conn", "http", 1)
+            run("POST /fair_price/batch x100, 16 conns", "streams", 16, batch, 100)
+            for c in stack.children:
+                if c.name.startswith("model-"):
+                    print(f"RSS {c.name}: {rss_mb(c.process.pid):.0f} MB", flush=True)
+            second = next(c for c in stack.children if c.name == "model-2")
+            second.process.terminate()
+            second.process.wait(30)
+            procs["streams"] = [c for c in procs["streams"] if c is not second]
+            stack.model_replicas = 1
+            stack.wait_ready(30, models=1)  # a stopped replica removes its own heartbeat
+            run("POST /fair_price, 64 conns, 1 replica", "streams", 64)
+    finally:
+        stack.stop()
+        tmp.cleanup()
+
+    by = {(r.scenario, r.target): r for r in results}
+    streams = by[("POST /fair_price, 64 conns", "streams")].stats
+    ceiling = by[("POST /fair_price, 64 conns", "ceiling")].stats
+    http = by[("POST /fair_price, 64 conns", "http")].stats
+    batch_result = by.get(("POST /fair_price/batch x100, 16 conns", "streams"))
+    if batch_result:
+        print(f"batch: {batch_result.stats['rps'] * 100:,.0f} card quotes/s")
+    errors = sum(r.stats["errors"] + r.stats["non_2xx"] for r in results if r.target == "streams")
+    print(
+        f"SUMMARY rps={streams['rps']:.0f} p99_ms={streams['p99_ms']:.1f} ceiling_rps={ceiling['rps']:.0f} "
+        f"http_rps={http['rps']:.0f} vs_ceiling={streams['rps'] / ceiling['rps']:.2f} "
+        f"vs_http={streams['rps'] / http['rps']:.2f} errors={errors}"
+    )
+
+
+if __name__ == "__main__":
+    main()
