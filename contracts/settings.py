@@ -28,5 +28,7 @@ class ServingSettings(BaseSettings):
     champion_poll_s: float = Field(default=60.0, gt=0, description="model replicas re-check the champion alias")
     graceful_timeout_s: float = Field(default=10.0, gt=0)
 
+    gateway_fast_path: bool = Field(default=True, description="serve the pricing routes from a pure-ASGI fast path")
+
     buy_threshold: float = Field(default=0.10, gt=0, lt=1)
     sell_threshold: float = Field(default=0.15, gt=0)

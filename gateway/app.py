@@ -24,11 +24,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
 
 from contracts import keys
-from contracts.messages import ItemError, PredictItem, Reply, SignalDecided
 from contracts.settings import ServingSettings
 from gateway.broker import BrokerUnavailable, DeadlineExceeded, NoLiveWorkers, RequestBroker
+from gateway.pricing import CODES, ApiError, PricingFastPath, invalid_input, price_batch, price_one
 from gateway.schemas import (
-    BatchItemError,
     BatchRequest,
     BatchResponse,
     CardHistory,
@@ -49,36 +48,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorBody, "description": "broker unreachable or no live model worker"},
     504: {"model": ErrorBody, "description": "no answer before the request's deadline"},
 }
-CODES = {
-    400: "bad_request",
-    404: "not_found",
-    413: "too_large",
-    422: "invalid_input",
-    503: "unavailable",
-    504: "timeout",
-}
 
 
 def _error(status: int, message: str, detail: Any = None) -> ORJSONResponse:
     body = ErrorBody(error=CODES.get(status, "error"), message=message, detail=detail)
     return ORJSONResponse(body.model_dump(), status_code=status)
-
-
-def _to_response(result: SignalDecided) -> FairPriceResponse:
-    return FairPriceResponse(
-        request_id=result.request_id,
-        card_id=result.card_id,
-        card_name=result.card_name,
-        date=result.date,
-        market_price=result.market_price,
-        fair_price=result.fair_price,
-        fair_price_low=result.fair_price_low,
-        fair_price_high=result.fair_price_high,
-        deviation_pct=result.deviation_pct,
-        signal=result.signal,
-        currency=result.currency,
-        model_version=result.model_version,
-    )
 
 
 class Catalog:
@@ -147,6 +121,11 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     )
 
     app.add_middleware(JSONBodyByDefault)
+    app.add_middleware(PricingFastPath, enabled=settings.gateway_fast_path)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> ORJSONResponse:
+        return ORJSONResponse(exc.body(), status_code=exc.status)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> ORJSONResponse:
@@ -154,10 +133,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
-        errors = exc.errors()
-        parts = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in errors[:5]]
-        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
-        return _error(422, "invalid input: " + "; ".join(parts), detail)
+        err = invalid_input(list(exc.errors()), prefix=())
+        return ORJSONResponse(err.body(), status_code=422)
 
     @app.exception_handler(BrokerUnavailable)
     async def unavailable(request: Request, exc: BrokerUnavailable) -> ORJSONResponse:
@@ -209,27 +186,14 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         )
 
     @app.post("/fair_price", response_model=FairPriceResponse, responses=ERRORS, tags=["pricing"])
-    async def fair_price(body: FairPriceRequest, request: Request) -> FairPriceResponse:
+    async def fair_price(body: FairPriceRequest, request: Request) -> Any:
         """Market price, fair price with its 80% interval, deviation and signal for one card."""
-        reply = await broker_of(request).ask([PredictItem(card_id=body.card_id, date=body.date)])
-        result = _single(reply)
-        if isinstance(result, ItemError):
-            raise HTTPException(result.status, result.error)
-        return _to_response(result)
+        return ORJSONResponse(await price_one(broker_of(request), body))
 
     @app.post("/fair_price/batch", response_model=BatchResponse, responses=ERRORS, tags=["pricing"])
-    async def fair_price_batch(body: BatchRequest, request: Request) -> BatchResponse:
+    async def fair_price_batch(body: BatchRequest, request: Request) -> Any:
         """Up to 500 cards in one round trip; per-card errors come back inline with their status."""
-        items = [PredictItem(card_id=i.card_id, date=i.date) for i in body.items]
-        reply = await broker_of(request).ask(items)
-        results: list[FairPriceResponse | BatchItemError] = [
-            _to_response(r)
-            if isinstance(r, SignalDecided)
-            else BatchItemError(card_id=r.card_id, date=r.date, status=r.status, error=r.error)
-            for r in reply.results
-        ]
-        failed = sum(isinstance(r, BatchItemError) for r in results)
-        return BatchResponse(request_id=reply.request_id, priced=len(results) - failed, failed=failed, results=results)
+        return ORJSONResponse(await price_batch(broker_of(request), body))
 
     @app.get("/cards", response_model=CardsPage, responses={503: {"model": ErrorBody}}, tags=["cards"])
     async def cards(
@@ -281,9 +245,3 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         return CardHistory(card_id=card_id, points=points)
 
     return app
-
-
-def _single(reply: Reply) -> SignalDecided | ItemError:
-    if len(reply.results) != 1:
-        raise HTTPException(502, f"expected one result, got {len(reply.results)}")
-    return reply.results[0]
