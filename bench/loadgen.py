@@ -17,6 +17,7 @@ import asyncio
 import json
 import resource
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -33,7 +34,7 @@ def _request(host: str, port: int, path: str, body: bytes | None) -> bytes:
 
 
 async def _connection(
-    host: str, port: int, request: bytes, stop_at: float, latencies: list[float], counts: dict[str, int]
+    host: str, port: int, request: bytes, stop_at: float, latencies: list[float], counts: dict[str, Any]
 ) -> None:
     try:
         reader, writer = await asyncio.open_connection(host, port)
@@ -56,13 +57,14 @@ async def _connection(
                     break
                 if line[:15].lower() == b"content-length:":
                     length = int(line[15:])
-            if length:
-                await reader.readexactly(length)
+            payload = await reader.readexactly(length) if length else b""
             latencies.append(time.perf_counter() - started)
             if status >= 300:
                 counts["non_2xx"] += 1
-    except (OSError, asyncio.IncompleteReadError, ValueError):
+                counts.setdefault("first_error", f"HTTP {status}: {payload[:200]!r}")
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         counts["errors"] += 1
+        counts.setdefault("first_error", repr(exc)[:200])  # type: ignore[arg-type]
     finally:
         writer.close()
 
@@ -72,7 +74,7 @@ async def run(url: str, body: bytes | None, connections: int, duration: float) -
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     request = _request(host, port, parts.path or "/", body)
     latencies: list[float] = []
-    counts = {"errors": 0, "non_2xx": 0}
+    counts: dict[str, Any] = {"errors": 0, "non_2xx": 0}
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     stop_at = started + duration
@@ -90,6 +92,7 @@ async def run(url: str, body: bytes | None, connections: int, duration: float) -
         "p95_ms": round(float(np.percentile(lat, 95)), 2),
         "p99_ms": round(float(np.percentile(lat, 99)), 2),
         "client_cpu_s": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 2),
+        **({"first_error": counts["first_error"]} if "first_error" in counts else {}),
     }
 
 

@@ -160,13 +160,14 @@ def main() -> None:
         for target in urls:
             load(urls[target], body, 16, 1.0, procs[target])
 
-        def run(scenario: str, target: str, conns: int, payload: str = body, cards: int = 1) -> None:
-            stats, cpu = load(urls[target], payload, conns, opts.duration, procs[target])
+        def run(scenario: str, target: str, conns: int, payload: str = body, cards: int = 1, path: str = "") -> None:
+            stats, cpu = load(urls[target] + path, payload, conns, opts.duration, procs[target])
             results.append(Result(scenario, target, conns, stats, cpu, cards))
             print(
                 f"{scenario:<34} {target:<8} c={conns:<4} {stats['rps']:>9,.0f} req/s  "
                 f"p50 {stats['p50_ms']:>7.2f}  p95 {stats['p95_ms']:>7.2f}  p99 {stats['p99_ms']:>7.2f} ms  "
-                f"errors {stats['errors'] + stats['non_2xx']}  cpu {cpu}",
+                f"errors {stats['errors'] + stats['non_2xx']}  cpu {cpu}"
+                + (f"  first error: {stats['first_error']}" if "first_error" in stats else ""),
                 flush=True,
             )
 
@@ -178,7 +179,7 @@ def main() -> None:
                 run(f"POST /fair_price, {conns} conns", "streams", conns)
             run("POST /fair_price, 1 conn", "ceiling", 1)
             run("POST /fair_price, 1 conn", "http", 1)
-            run("POST /fair_price/batch x100, 16 conns", "streams", 16, batch, 100)
+            run("POST /fair_price/batch x100, 16 conns", "streams", 16, batch, 100, path="/batch")
             for c in stack.children:
                 if c.name.startswith("model-"):
                     print(f"RSS {c.name}: {rss_mb(c.process.pid):.0f} MB", flush=True)
@@ -186,6 +187,7 @@ def main() -> None:
             second.process.terminate()
             second.process.wait(30)
             procs["streams"] = [c for c in procs["streams"] if c is not second]
+            stack.children.remove(second)
             stack.model_replicas = 1
             stack.wait_ready(30, models=1)  # a stopped replica removes its own heartbeat
             run("POST /fair_price, 64 conns, 1 replica", "streams", 64)
