@@ -9,6 +9,7 @@ POKEWATCH_SELL_THRESHOLD (default 0.15).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,8 +30,14 @@ def decide_quotes(
     fair = np.array([q.fair_price for q in priced], dtype="float64")
     signals = decide(market, fair, buy, sell)
     devs = deviation(market, fair) * 100
+    # Built from validated quotes: construct without re-validating, and give
+    # every field (a missing one costs a default-factory inspection per call).
+    now = time.time()
     decided = iter(
-        SignalDecided(
+        SignalDecided.model_construct(
+            schema_version=1,
+            kind="signal",
+            decided_at=now,
             request_id=request_id,
             card_id=q.card_id,
             card_name=q.card_name,
@@ -60,13 +67,18 @@ class DecisionWorker(StreamWorker[PriceQuotes]):
         s = self.settings
         for quotes in messages:
             results = decide_quotes(quotes.results, quotes.request_id, s.buy_threshold, s.sell_threshold)
-            reply = Reply(request_id=quotes.request_id, results=results)
-            pipe.publish(quotes.reply_to, reply.model_dump_json())
-            for result in results:
+            # Each result is serialized once: the same JSON goes to the signals
+            # stream and, joined, into the Reply (same shape as Reply.model_dump_json()).
+            parts = [r.model_dump_json() for r in results]
+            pipe.publish(quotes.reply_to, reply_json(quotes.request_id, parts))
+            for result, part in zip(results, parts, strict=True):
                 if isinstance(result, SignalDecided):
                     pipe.xadd(
-                        keys.SIGNALS_STREAM,
-                        {keys.PAYLOAD_FIELD: result.model_dump_json()},
-                        maxlen=s.signals_maxlen,
-                        approximate=True,
+                        keys.SIGNALS_STREAM, {keys.PAYLOAD_FIELD: part}, maxlen=s.signals_maxlen, approximate=True
                     )
+
+
+def reply_json(request_id: str, parts: list[str]) -> str:
+    """A `Reply` document from already-serialized results."""
+    head = Reply.model_construct(request_id=request_id, results=[]).model_dump_json()
+    return head[: -len("[]}")] + "[" + ",".join(parts) + "]}"

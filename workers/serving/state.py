@@ -138,8 +138,10 @@ class ServingState:
             if isinstance(row, ItemError):
                 out.append(row)
                 continue
+            # Every field comes from the validated state arrays: no re-validation per quote.
             out.append(
-                Quote(
+                Quote.model_construct(
+                    kind="quote",
                     card_id=item.card_id,
                     card_name=self.names[row],
                     date=_date(int(self.days[row])),

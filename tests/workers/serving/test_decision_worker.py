@@ -48,3 +48,15 @@ def test_thresholds_are_configurable() -> None:
 def test_only_errors_gives_only_errors() -> None:
     err = ItemError(card_id="x", status=404, error="unknown card 'x'")
     assert decide_quotes([err], "r", 0.1, 0.15) == [err]
+
+
+def test_reply_json_is_the_reply_document_of_the_serialized_results() -> None:
+    from contracts.messages import Reply
+    from workers.serving.decision_worker import reply_json
+
+    results = decide_quotes(
+        [_quote("a", 80, 100), ItemError(card_id="b", status=404, error="unknown card 'b'")], "req-9", 0.1, 0.15
+    )
+    text = reply_json("req-9", [r.model_dump_json() for r in results])
+    assert Reply.model_validate_json(text) == Reply(request_id="req-9", results=results)
+    assert text == Reply(request_id="req-9", results=results).model_dump_json()
