@@ -73,6 +73,7 @@ def main() -> None:
         "pipeline": ["bench/pipeline.py", *(["--cards", "2000"] if opts.quick else [])],
         "reload": ["bench/reload.py"],
         "serve": ["bench/serve.py", *quick],
+        "memory": ["bench/memory.py", *(["--cards", "2000"] if opts.quick else [])],
     }
     started = dt.datetime.now(dt.UTC)
     results = {name: run(name, args) for name, args in cases.items()}

@@ -107,10 +107,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="only the 64-connection comparison")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per scenario")
-    parser.add_argument("--cards", type=int, default=200)
-    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--cards", type=int, default=None, help="synthetic demo size (default 200, --quick 50)")
+    parser.add_argument("--days", type=int, default=None, help="default 365, --quick 180")
     parser.add_argument("--data-dir", type=Path, default=None, help="reuse a data dir that has a champion")
     opts = parser.parse_args()
+    opts.cards = opts.cards or (50 if opts.quick else 200)
+    opts.days = opts.days or (180 if opts.quick else 365)
 
     tmp = tempfile.TemporaryDirectory(prefix="pokewatch-serve-")
     data_dir = opts.data_dir or Path(tmp.name) / "data"

@@ -245,12 +245,14 @@ def evaluate_file(
 
 # ---------------------------------------------------------------- benchmarks
 
-BENCHES = ("pipeline", "reload", "serve", "all")
+BENCHES = ("pipeline", "reload", "serve", "memory", "all")
 
 
 @app.command("bench")
 def bench(
-    which: Annotated[str, typer.Argument(help="pipeline | reload | serve | all (all writes bench/RESULTS.md)")],
+    which: Annotated[
+        str, typer.Argument(help="pipeline | reload | serve | memory | all (all writes bench/RESULTS.md)")
+    ],
     quick: Annotated[
         bool, typer.Option("--quick", help="the short variant (serve: 64-connection comparison only)")
     ] = False,

@@ -50,56 +50,62 @@ def _day_number(value: dt.date) -> int:
 
 @dataclass
 class ServingState:
-    """Model outputs for every (card, date) of the state, ready for lookups."""
+    """Model outputs for every (card, date) of the state, ready for lookups.
+
+    Compact on purpose (a replica holds it in memory): per row only the day
+    number and five float32 prices (market, forecast, fair, low, high) plus
+    the volume (market price in float64, as shown to users); names, sets and
+    currencies once per card. The feature frame
+    is dropped once priced.
+    """
 
     version: str
     cards: dict[str, tuple[int, int]]  # card_id -> [start, end) rows
-    days: np.ndarray  # int64 days since 1970-01-01
+    days: np.ndarray  # int32 days since 1970-01-01
     market: np.ndarray
     forecast: np.ndarray
     fair: np.ndarray
     low: np.ndarray
     high: np.ndarray
-    names: np.ndarray
-    sets: np.ndarray
-    currency: np.ndarray
-    frame: pd.DataFrame  # the state itself, for the catalog
+    volume: np.ndarray
+    info: dict[str, tuple[str | None, str | None, str | None]]  # card_id -> (name, set, currency)
 
     @classmethod
-    def build(cls, version: str, state: pd.DataFrame, model: Any) -> ServingState:
-        """Run the model once over every row of the state (sorted by card and date)."""
-        fc = model.predict(state)
-        market = state["market_price"].to_numpy(dtype="float64")
-        fair = market * np.exp(fc.fair)
-        # The interval is the model's 80% band of the next observed price,
-        # widened where needed so that it always contains the fair price.
-        low = np.minimum(market * np.exp(fc.low), fair)
-        high = np.maximum(market * np.exp(fc.high), fair)
+    def build(cls, version: str, state: pd.DataFrame, model: Any, chunk_rows: int = 250_000) -> ServingState:
+        """Run the model once over every row of the state (sorted by card and date), in chunks."""
+        n = len(state)
+        out = {k: np.empty(n, dtype="float32") for k in ("forecast", "fair", "low", "high")}
+        out["market"] = np.empty(n, dtype="float64")  # shown to users as is: keep it exact
+        for start in range(0, n, chunk_rows):
+            part = state.iloc[start : start + chunk_rows]
+            fc = model.predict(part)
+            market = part["market_price"].to_numpy(dtype="float64")
+            fair = market * np.exp(fc.fair)
+            sl = slice(start, start + len(part))
+            out["market"][sl] = market
+            out["forecast"][sl] = market * np.exp(fc.ret)
+            out["fair"][sl] = fair
+            # The interval is the model's 80% band of the next observed price,
+            # widened where needed so that it always contains the fair price.
+            out["low"][sl] = np.minimum(market * np.exp(fc.low), fair)
+            out["high"][sl] = np.maximum(market * np.exp(fc.high), fair)
         card_ids = state["card_id"].to_numpy()
-        starts = np.flatnonzero(np.r_[True, card_ids[1:] != card_ids[:-1]]) if len(card_ids) else np.array([], int)
-        ends = np.r_[starts[1:], len(card_ids)] if len(card_ids) else starts
+        starts = np.flatnonzero(np.r_[True, card_ids[1:] != card_ids[:-1]]) if n else np.array([], int)
+        ends = np.r_[starts[1:], n] if n else starts
         cards = {str(card_ids[s]): (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
-        days = (state["date"].to_numpy().astype("datetime64[D]") - EPOCH).astype("int64")
+        days = (state["date"].to_numpy().astype("datetime64[D]") - EPOCH).astype("int32")
 
-        def text(col: str) -> np.ndarray:
+        def first(col: str) -> list[str | None]:
             if col not in state.columns:
-                return np.full(len(state), None, dtype=object)
-            return state[col].astype("object").where(state[col].notna(), None).to_numpy()
+                return [None] * len(starts)
+            values = state[col].to_numpy()[starts]
+            return [None if pd.isna(v) else str(v) for v in values]
 
-        return cls(
-            version=version,
-            cards=cards,
-            days=days,
-            market=market,
-            forecast=market * np.exp(fc.ret),
-            fair=fair,
-            low=low,
-            high=high,
-            names=text("card_name"),
-            sets=text("set_name"),
-            currency=text("currency"),
-            frame=state,
+        info = dict(zip(cards, zip(first("card_name"), first("set_name"), first("currency"), strict=True), strict=True))
+        volume = (
+            state["volume"].to_numpy(dtype="float32") if "volume" in state.columns else np.full(n, np.nan, "float32")
         )
+        return cls(version=version, cards=cards, days=days, volume=volume, info=info, **out)
 
     def __len__(self) -> int:
         return len(self.days)
@@ -143,14 +149,14 @@ class ServingState:
                 Quote.model_construct(
                     kind="quote",
                     card_id=item.card_id,
-                    card_name=self.names[row],
+                    card_name=self.info[item.card_id][0],
                     date=_date(int(self.days[row])),
                     market_price=round(float(self.market[row]), 4),
                     forecast_price=round(float(self.forecast[row]), 4),
                     fair_price=round(float(self.fair[row]), 4),
                     fair_price_low=round(float(self.low[row]), 4),
                     fair_price_high=round(float(self.high[row]), 4),
-                    currency=self.currency[row],
+                    currency=self.info[item.card_id][2],
                     model_version=self.version,
                     served_by=served_by,
                 )
@@ -163,14 +169,15 @@ class ServingState:
 
         summary: dict[str, bytes] = {}
         history: dict[str, bytes] = {}
-        volume = self.frame["volume"].to_numpy(dtype="float64") if "volume" in self.frame else None
+        volume = self.volume
         for card_id, (start, end) in self.cards.items():
+            name, set_name, currency = self.info[card_id]
             summary[card_id] = orjson.dumps(
                 {
                     "card_id": card_id,
-                    "card_name": self.names[start],
-                    "set_name": self.sets[start],
-                    "currency": self.currency[start],
+                    "card_name": name,
+                    "set_name": set_name,
+                    "currency": currency,
                     "first_date": _date(int(self.days[start])).isoformat(),
                     "last_date": _date(int(self.days[end - 1])).isoformat(),
                     "last_price": round(float(self.market[end - 1]), 4),
@@ -181,7 +188,7 @@ class ServingState:
                 {
                     "date": _date(int(self.days[i])).isoformat(),
                     "market_price": round(float(self.market[i]), 4),
-                    **({"volume": float(volume[i])} if volume is not None and np.isfinite(volume[i]) else {}),
+                    **({"volume": float(volume[i])} if np.isfinite(volume[i]) else {}),
                 }
                 for i in range(start, end)
             ]
