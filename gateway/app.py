@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import orjson
 import redis.asyncio as aioredis
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
 
 from contracts import keys
+from contracts.history import history_points
 from contracts.settings import ServingSettings
 from gateway.broker import BrokerUnavailable, DeadlineExceeded, NoLiveWorkers, RequestBroker
 from gateway.pricing import CODES, ApiError, PricingFastPath, invalid_input, price_batch, price_one
@@ -37,6 +37,7 @@ from gateway.schemas import (
     FairPriceRequest,
     FairPriceResponse,
     Health,
+    PricePoint,
     ReplicaStatus,
 )
 
@@ -237,11 +238,11 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             raise BrokerUnavailable(f"broker unreachable: {exc}") from exc
         if raw is None:
             raise HTTPException(404, f"unknown card {card_id!r}")
-        points = orjson.loads(raw)
+        points = history_points(raw if isinstance(raw, bytes) else raw.encode())
         if start:
             points = [p for p in points if p["date"] >= start.isoformat()]
         if end:
             points = [p for p in points if p["date"] <= end.isoformat()]
-        return CardHistory(card_id=card_id, points=points)
+        return CardHistory(card_id=card_id, points=[PricePoint.model_validate(p) for p in points])
 
     return app

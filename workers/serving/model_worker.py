@@ -34,7 +34,14 @@ from contracts.messages import ModelLoadFailed, ModelPublished, PredictItem, Pre
 from contracts.settings import ServingSettings
 from workers.config import PipelineSettings
 from workers.serving.events import EVENTS, EVENTS_MAXLEN, is_newer
-from workers.serving.loader import NoChampionError, VersionRef, champion_ref, load_state, version_ref
+from workers.serving.loader import (
+    NoChampionError,
+    VersionRef,
+    champion_ref,
+    load_state,
+    release_memory,
+    version_ref,
+)
 from workers.serving.runtime import Entry, StreamWorker, decode_entries, keep_raw_entries, reason_of
 from workers.serving.state import ServingState
 
@@ -218,6 +225,8 @@ class ModelWorker(StreamWorker[PredictRequest]):
         swap.set(keys.CATALOG_VERSION_KEY, state.version)
         await swap.execute()
         logger.info("catalog of version %s published: %d cards", state.version, len(summary))
+        del summary, history, items, hist
+        release_memory()
 
     def process(self, messages: Sequence[PredictRequest], pipe: Pipeline) -> None:
         state = self.state  # one version for the whole batch, even if a reload swaps meanwhile

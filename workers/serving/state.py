@@ -89,16 +89,18 @@ class ServingState:
             # widened where needed so that it always contains the fair price.
             out["low"][sl] = np.minimum(market * np.exp(fc.low), fair)
             out["high"][sl] = np.maximum(market * np.exp(fc.high), fair)
-        card_ids = state["card_id"].to_numpy()
-        starts = np.flatnonzero(np.r_[True, card_ids[1:] != card_ids[:-1]]) if n else np.array([], int)
+        # Per-card boundaries from integer codes: materializing one Python
+        # string per row (millions) would fragment the heap for good.
+        codes, uniques = pd.factorize(state["card_id"], sort=False)
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if n else np.array([], int)
         ends = np.r_[starts[1:], n] if n else starts
-        cards = {str(card_ids[s]): (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
+        cards = {str(uniques[codes[s]]): (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
         days = (state["date"].to_numpy().astype("datetime64[D]") - EPOCH).astype("int32")
 
         def first(col: str) -> list[str | None]:
             if col not in state.columns:
                 return [None] * len(starts)
-            values = state[col].to_numpy()[starts]
+            values = state[col].iloc[starts].tolist()
             return [None if pd.isna(v) else str(v) for v in values]
 
         info = dict(zip(cards, zip(first("card_name"), first("set_name"), first("currency"), strict=True), strict=True))
@@ -164,7 +166,11 @@ class ServingState:
         return out
 
     def catalog(self) -> tuple[dict[str, bytes], dict[str, bytes]]:
-        """Per-card summary and price history as JSON, for the gateway's browsing endpoints."""
+        """Per-card summary and price history as JSON, for the gateway's browsing endpoints.
+
+        History is columnar: `{"days": [days since 1970-01-01], "price": [...], "volume": [... or null]}`;
+        `contracts.history.history_points` turns it into the API's points.
+        """
         import orjson
 
         summary: dict[str, bytes] = {}
@@ -184,15 +190,11 @@ class ServingState:
                     "observations": end - start,
                 }
             )
-            points = [
-                {
-                    "date": _date(int(self.days[i])).isoformat(),
-                    "market_price": round(float(self.market[i]), 4),
-                    **({"volume": float(volume[i])} if np.isfinite(volume[i]) else {}),
-                }
-                for i in range(start, end)
-            ]
-            history[card_id] = orjson.dumps(points)
+            # Columnar (day numbers, prices, volumes; NaN -> null): no Python object per point.
+            history[card_id] = orjson.dumps(
+                {"days": self.days[start:end], "price": self.market[start:end], "volume": volume[start:end]},
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            )
         return summary, history
 
 

@@ -85,10 +85,12 @@ def test_results_keep_the_order_of_the_items(state: ServingState, features: pd.D
 def test_catalog_lists_every_card_with_its_history(state: ServingState) -> None:
     import orjson
 
+    from contracts.history import history_points
+
     summary, history = state.catalog()
     assert set(summary) == set(state.cards)
     weekly = orjson.loads(summary["weekly"])
-    points = orjson.loads(history["weekly"])
+    points = history_points(history["weekly"])
     assert weekly["observations"] == len(points)
     assert weekly["last_date"] == points[-1]["date"]
     assert np.all(np.diff([dt.date.fromisoformat(p["date"]).toordinal() for p in points]) == 7)
