@@ -249,3 +249,11 @@ def _wait_up(url: str, status: int = 200, timeout: float = 30) -> None:
             pass
         time.sleep(0.2)
     raise TimeoutError(f"{url} not up")
+
+
+def test_oversized_body_is_413_with_a_message(client: httpx.Client) -> None:
+    huge = b'{"items": [' + b'{"card_id": "x"},' * 80_000 + b'{"card_id": "x"}]}'
+    assert len(huge) > 1024 * 1024
+    resp = client.post("/fair_price/batch", content=huge)
+    assert resp.status_code == 413 and resp.json()["error"] == "too_large"
+    assert client.get("/health").status_code == 200
