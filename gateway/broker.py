@@ -17,6 +17,10 @@ import uuid
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contracts import keys
 from contracts.messages import Heartbeat, PredictItem, PredictRequest, Reply
@@ -43,9 +47,20 @@ class RequestBroker:
         self.gateway_id = gateway_id or uuid.uuid4().hex[:12]
         self.channel = keys.reply_channel(self.gateway_id)
         pool = aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=256, timeout=2, socket_connect_timeout=2, socket_timeout=5
+            settings.redis_url,
+            max_connections=256,
+            timeout=2,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            # A connection idle for a second is PINGed before use: after a broker
+            # restart the pool reconnects instead of failing one command per connection.
+            health_check_interval=1,
         )
-        self.redis = aioredis.Redis(connection_pool=pool)
+        # One immediate retry on a dropped connection (redis-py reconnects first):
+        # the first command after a broker restart must not fail for a stale socket.
+        self.redis = aioredis.Redis(
+            connection_pool=pool, retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError, RedisTimeoutError]
+        )
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()

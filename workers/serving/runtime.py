@@ -44,6 +44,10 @@ from faststream import AckPolicy, FastStream
 from faststream.redis import RedisBroker, StreamSub
 from pydantic import BaseModel, ValidationError
 from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contracts import keys
 from contracts.messages import DeadLetter, Heartbeat
@@ -64,9 +68,12 @@ def replica_name(role: str) -> str:
 def redis_client(url: str, max_connections: int = 64) -> aioredis.Redis:
     """A client whose pool waits for a free connection instead of failing under load."""
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=5, health_check_interval=30, socket_connect_timeout=2
+        url, max_connections=max_connections, timeout=5, health_check_interval=1, socket_connect_timeout=2
     )
-    return aioredis.Redis(connection_pool=pool)
+    # One immediate retry on a dropped connection, as in the gateway (after a broker restart).
+    return aioredis.Redis(
+        connection_pool=pool, retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError, RedisTimeoutError]
+    )
 
 
 def reason_of(exc: ValidationError) -> str:
