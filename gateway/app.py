@@ -25,8 +25,16 @@ from fastapi.responses import ORJSONResponse
 from contracts import keys
 from contracts.history import history_points
 from contracts.settings import ServingSettings
-from gateway.broker import BrokerUnavailable, DeadlineExceeded, NoLiveWorkers, RequestBroker
-from gateway.pricing import CODES, ApiError, PricingFastPath, invalid_input, price_batch, price_one
+from gateway.broker import BrokerUnavailable, RequestBroker
+from gateway.pricing import (
+    BROKER_ERRORS,
+    ApiError,
+    PricingFastPath,
+    broker_error,
+    invalid_input,
+    price_batch,
+    price_one,
+)
 from gateway.schemas import (
     BatchRequest,
     BatchResponse,
@@ -51,9 +59,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _error(status: int, message: str, detail: Any = None) -> ORJSONResponse:
-    body = ErrorBody(error=CODES.get(status, "error"), message=message, detail=detail)
-    return ORJSONResponse(body.model_dump(), status_code=status)
+def _respond(err: ApiError) -> ORJSONResponse:
+    return ORJSONResponse(err.body(), status_code=err.status)
 
 
 class Catalog:
@@ -124,30 +131,24 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.add_middleware(JSONBodyByDefault)
     app.add_middleware(PricingFastPath, enabled=settings.gateway_fast_path)
 
+    # One error shape everywhere: the same ApiError the fast path answers with.
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> ORJSONResponse:
-        return ORJSONResponse(exc.body(), status_code=exc.status)
+        return _respond(exc)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> ORJSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+        return _respond(ApiError(exc.status_code, str(exc.detail)))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
-        err = invalid_input(list(exc.errors()), prefix=())
-        return ORJSONResponse(err.body(), status_code=422)
+        return _respond(invalid_input(list(exc.errors()), prefix=()))
 
-    @app.exception_handler(BrokerUnavailable)
-    async def unavailable(request: Request, exc: BrokerUnavailable) -> ORJSONResponse:
-        return _error(503, str(exc))
+    async def broker_failure(request: Request, exc: Exception) -> ORJSONResponse:
+        return _respond(broker_error(exc))
 
-    @app.exception_handler(NoLiveWorkers)
-    async def no_workers(request: Request, exc: NoLiveWorkers) -> ORJSONResponse:
-        return _error(503, str(exc))
-
-    @app.exception_handler(DeadlineExceeded)
-    async def deadline(request: Request, exc: DeadlineExceeded) -> ORJSONResponse:
-        return _error(504, str(exc))
+    for error_type in BROKER_ERRORS:
+        app.add_exception_handler(error_type, broker_failure)
 
     def broker_of(request: Request) -> RequestBroker:
         return request.app.state.broker  # type: ignore[no-any-return]

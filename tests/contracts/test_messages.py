@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from contracts import keys
 from contracts.messages import MAX_BATCH, ItemError, PredictRequest, PriceQuotes, Quote, Reply
+from tests.factories import make_quote
 
 
 def _request(**over):
@@ -44,17 +45,7 @@ def test_bad_requests_are_rejected_with_the_field_named(payload: str, needle: st
 
 
 def test_result_lists_keep_quotes_and_errors_apart() -> None:
-    quote = Quote(
-        card_id="c1",
-        date="2024-06-01",
-        market_price=10,
-        forecast_price=10,
-        fair_price=12,
-        fair_price_low=9,
-        fair_price_high=13,
-        model_version="3",
-        served_by="model-1",
-    )
+    quote = make_quote(market=10, fair=12, model_version="3")
     missing = ItemError(card_id="c2", status=404, error="unknown card 'c2'")
     msg = PriceQuotes(request_id="r", reply_to="ch", deadline=1.0, results=[quote, missing])
     back = PriceQuotes.model_validate_json(msg.model_dump_json())

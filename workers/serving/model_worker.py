@@ -68,7 +68,6 @@ class ModelWorker(StreamWorker[PredictRequest]):
         self._wanted: tuple[VersionRef | None, ModelPublished | None] | None = None
         self._reloader: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
-        self.reloads: list[dict[str, Any]] = []
 
     def model_version(self) -> str | None:
         return self.state.version if self.state else None
@@ -152,7 +151,6 @@ class ModelWorker(StreamWorker[PredictRequest]):
             error = f"loading version {version} failed: {type(exc).__name__}: {exc}"
             logger.exception("%s; still serving version %s", error, old)
             self.last_error = error[:500]
-            self.reloads.append({"version": version, "ok": False, "error": error})
             failed = ModelLoadFailed(
                 model_name=self.pipeline_settings.model_name,
                 version=version,
@@ -172,7 +170,6 @@ class ModelWorker(StreamWorker[PredictRequest]):
         seconds = time.perf_counter() - started
         self.last_load_s = round(seconds, 3)
         self.last_error = None
-        self.reloads.append({"version": version, "ok": True, "seconds": seconds})
         logger.info("now serving version %s (was %s); loaded in %.2f s", version, old, seconds)
         await self.beat()
         await self.publish_catalog(state)

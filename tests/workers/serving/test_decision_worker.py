@@ -5,21 +5,12 @@ from __future__ import annotations
 import pytest
 
 from contracts.messages import ItemError, Quote, SignalDecided
+from tests.factories import make_quote
 from workers.serving.decision_worker import decide_quotes
 
 
 def _quote(card: str, market: float, fair: float) -> Quote:
-    return Quote(
-        card_id=card,
-        date="2024-06-01",
-        market_price=market,
-        forecast_price=market,
-        fair_price=fair,
-        fair_price_low=min(market, fair),
-        fair_price_high=max(market, fair),
-        model_version="2",
-        served_by="model-1",
-    )
+    return make_quote(card, market, fair, model_version="2")
 
 
 def test_signals_follow_the_thresholds_and_keep_item_order() -> None:

@@ -10,8 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from contracts import keys
-from contracts.messages import PriceQuotes, Quote, Reply
+from contracts.messages import PriceQuotes, Reply
 from contracts.settings import ServingSettings
+from tests.factories import make_quote
 from workers.serving.decision_worker import DecisionWorker
 
 CONSUMER = "decision-test"
@@ -31,17 +32,7 @@ async def worker(redis_server):
 
 
 def _quotes(reply_to: str, deadline: float | None = None, request_id: str = "req-1") -> str:
-    quote = Quote(
-        card_id="c1",
-        date="2024-06-01",
-        market_price=80,
-        forecast_price=80,
-        fair_price=100,
-        fair_price_low=78,
-        fair_price_high=101,
-        model_version="5",
-        served_by="model-1",
-    )
+    quote = make_quote(market=80, fair=100, model_version="5")
     msg = PriceQuotes(request_id=request_id, reply_to=reply_to, deadline=deadline or time.time() + 30, results=[quote])
     return msg.model_dump_json()
 
