@@ -164,6 +164,9 @@ class StreamWorker(ABC, Generic[M]):
         app.on_startup(self._startup)
         app.after_startup(self._after_startup)
         app.on_shutdown(self._shutdown)
+        # Consumers are deleted only once the subscribers have stopped: a read
+        # still blocked in XREADGROUP would create the consumer again.
+        app.after_shutdown(self._cleanup)
         return app
 
     async def _startup(self) -> None:
@@ -179,6 +182,8 @@ class StreamWorker(ABC, Generic[M]):
     async def _shutdown(self) -> None:
         if self._heartbeat_task:
             self._heartbeat_task.cancel()
+
+    async def _cleanup(self) -> None:
         try:
             await self.redis.hdel(keys.REPLICAS_HASH, self.replica_id)
             for consumer in (self.replica_id, f"{self.replica_id}:claimer"):
