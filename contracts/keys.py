@@ -16,6 +16,8 @@ operator can read any stream with `redis-cli XRANGE <stream> - + COUNT 5`.
 | `pokewatch:catalog`                 | hash    | model worker on load  | gateway `/cards`                |
 | `pokewatch:catalog:version`         | string  | model worker on load  | model workers                   |
 | `pokewatch:history`                 | hash    | model worker on load  | gateway `/cards/{id}/history`   |
+| `pokewatch:api-keys`                | hash    | `pokewatch keys`      | gateway (key id -> hashed key)  |
+| `pokewatch:ratelimit:<who>`         | string  | gateway (GCRA Lua)    | gateway                         |
 
 The catalog and history hashes are rebuilt under temporary names and swapped
 in with RENAME, so readers never see half a catalog.
@@ -48,8 +50,15 @@ REPLICAS_HASH = f"{PREFIX}:replicas"
 CATALOG_HASH = f"{PREFIX}:catalog"
 CATALOG_VERSION_KEY = f"{PREFIX}:catalog:version"
 HISTORY_HASH = f"{PREFIX}:history"
+API_KEYS_HASH = f"{PREFIX}:api-keys"
+RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit:"
 
 PAYLOAD_FIELD = "payload"
+
+
+def rate_limit_key(who: str) -> str:
+    """The GCRA state of one API key (`key:<id>`) or client address (`addr:<ip>`)."""
+    return f"{RATE_LIMIT_PREFIX}{who}"
 
 
 def reply_channel(gateway_id: str) -> str:

@@ -28,7 +28,28 @@ class ServingSettings(BaseSettings):
     champion_poll_s: float = Field(default=60.0, gt=0, description="model replicas re-check the champion alias")
     graceful_timeout_s: float = Field(default=10.0, gt=0)
 
+    # The edge (gateway.security): keys, rates, sizes, browsers.
+    auth_required: bool = Field(default=False, description="every path but /health and the docs needs an API key")
+    rate_limit_per_s: float = Field(default=20.0, gt=0, description="default rate of one API key")
+    rate_limit_burst: int = Field(default=40, ge=1, description="requests a key may send at once")
+    anonymous_rate_limit_per_s: float = Field(
+        default=0.0, ge=0, description="with auth off, rate per client address (0: unlimited)"
+    )
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    cors_origins: list[str] = Field(default_factory=list, description='JSON list, e.g. ["https://app.example"]')
+
     gateway_fast_path: bool = Field(default=True, description="serve the pricing routes from a pure-ASGI fast path")
 
     buy_threshold: float = Field(default=0.10, gt=0, lt=1)
     sell_threshold: float = Field(default=0.15, gt=0)
+
+
+def redacted(url: str) -> str:
+    """A Redis URL safe to log: the password replaced by `***`."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

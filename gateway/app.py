@@ -20,11 +20,12 @@ from typing import Annotated, Any
 import redis.asyncio as aioredis
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import ORJSONResponse
 
 from contracts import keys
 from contracts.history import history_points
-from contracts.settings import ServingSettings
+from contracts.settings import ServingSettings, redacted
 from gateway.broker import BrokerUnavailable, RequestBroker
 from gateway.pricing import (
     BROKER_ERRORS,
@@ -48,6 +49,7 @@ from gateway.schemas import (
     PricePoint,
     ReplicaStatus,
 )
+from gateway.security import EdgeGuard, EdgePolicy
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +114,16 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         await broker.start()
         app.state.broker = broker
         app.state.catalog = Catalog(broker.redis)
-        logger.info("gateway %s up; broker %s", broker.gateway_id, settings.redis_url)
+        logger.info("gateway %s up; broker %s", broker.gateway_id, redacted(settings.redis_url))
+        if settings.auth_required:
+            logger.info(
+                "API keys required (rate %g/s per key, burst %d)", settings.rate_limit_per_s, settings.rate_limit_burst
+            )
+        else:
+            logger.warning(
+                "authentication is OFF: anyone who reaches this gateway may use every endpoint "
+                "(set POKEWATCH_AUTH_REQUIRED=true and create keys with `pokewatch keys create`)"
+            )
         yield
         await broker.stop()
 
@@ -128,8 +139,26 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
 
+    # Starlette runs the last added outermost: CORS, then the edge guard, then the fast path.
     app.add_middleware(JSONBodyByDefault)
     app.add_middleware(PricingFastPath, enabled=settings.gateway_fast_path)
+    app.add_middleware(
+        EdgeGuard,
+        policy=EdgePolicy(
+            auth_required=settings.auth_required,
+            rate_per_s=settings.rate_limit_per_s,
+            burst=settings.rate_limit_burst,
+            anonymous_rate_per_s=settings.anonymous_rate_limit_per_s,
+            max_body_bytes=settings.max_body_bytes,
+        ),
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-api-key", "authorization"],
+        )
 
     # One error shape everywhere: the same ApiError the fast path answers with.
     @app.exception_handler(ApiError)

@@ -100,9 +100,24 @@ class RequestBroker:
             except (aioredis.RedisError, OSError) as exc:
                 self._subscribed.clear()
                 logger.warning("reply subscription lost (%s); reconnecting", exc)
+                self._fail_pending(exc)
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
                 await asyncio.sleep(0.5)
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        """Answer every waiting request 503 now rather than 504 later.
+
+        A reply published while the subscription is down is lost (pub/sub
+        keeps nothing), and the broker may stay away for long: the client
+        learns at once and retries. Pricing is a read, so a request that is
+        still processed later does no harm.
+        """
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(
+                    BrokerUnavailable(f"connection to the broker lost while waiting for the reply ({exc}); retry")
+                )
 
     def _deliver(self, data: bytes) -> None:
         try:

@@ -5,7 +5,7 @@ under load showed FastAPI's routing, dependency and response-model layers
 costing about 40% of the gateway's CPU for these two routes, so a small ASGI
 middleware answers them directly:
 
-1. read the body (capped at MAX_BODY bytes);
+1. read the body (its size is capped by gateway.security.EdgeGuard);
 2. validate it with the same pydantic models the OpenAPI schema documents;
 3. ask the broker;
 4. write the JSON with orjson.
@@ -27,7 +27,6 @@ from contracts.messages import ItemError, PredictItem, SignalDecided
 from gateway.broker import BrokerUnavailable, DeadlineExceeded, NoLiveWorkers, RequestBroker
 from gateway.schemas import BatchRequest, FairPriceRequest
 
-MAX_BODY = 1024 * 1024
 RESPONSE_FIELDS = {
     "request_id",
     "card_id",
@@ -44,9 +43,11 @@ RESPONSE_FIELDS = {
 }
 CODES = {
     400: "bad_request",
+    401: "unauthorized",
     404: "not_found",
     413: "too_large",
     422: "invalid_input",
+    429: "rate_limited",
     502: "bad_gateway",
     503: "unavailable",
     504: "timeout",
@@ -56,11 +57,14 @@ CODES = {
 class ApiError(Exception):
     """An error answer: status code, message, optional detail."""
 
-    def __init__(self, status: int, message: str, detail: Any = None) -> None:
+    def __init__(
+        self, status: int, message: str, detail: Any = None, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.detail = detail
+        self.headers = headers or []
 
     def body(self) -> dict[str, Any]:
         return {"error": CODES.get(self.status, "error"), "message": self.message, "detail": self.detail}
@@ -149,16 +153,11 @@ class PricingFastPath:
 
 async def _read_body(receive: Any) -> bytes:
     chunks: list[bytes] = []
-    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ApiError(400, "client disconnected")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ApiError(413, f"request body over {MAX_BODY} bytes")
-        chunks.append(chunk)
+        chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
 

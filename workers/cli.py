@@ -23,6 +23,8 @@ model_app = typer.Typer(help="Registered model versions: status, publish to the 
 app.add_typer(model_app, name="model")
 worker_app = typer.Typer(help="Stream workers (FastStream): model replicas and decision workers.")
 app.add_typer(worker_app, name="worker")
+keys_app = typer.Typer(help="Gateway API keys (stored hashed in Redis; REDIS_URL selects the broker).")
+app.add_typer(keys_app, name="keys")
 
 console = Console(stderr=True)
 
@@ -332,6 +334,75 @@ def model_rollback() -> None:
 
 
 # ---------------------------------------------------------------- serving
+
+# ---------------------------------------------------------------- API keys
+
+
+def _keys(action: Any) -> Any:
+    """Run `action(store)` against the broker of REDIS_URL; a clear error if it is unreachable."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from contracts.settings import ServingSettings, redacted
+    from gateway.security import ApiKeyStore
+
+    url = ServingSettings().redis_url
+
+    async def go() -> Any:
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=3)
+        try:
+            return await action(ApiKeyStore(client))
+        finally:
+            await client.aclose()
+
+    try:
+        return asyncio.run(go())
+    except (aioredis.RedisError, OSError) as exc:
+        console.print(f"[red]cannot reach the broker at {redacted(url)}: {exc}[/red] (set REDIS_URL)")
+        raise typer.Exit(2) from None
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="who or what the key is for")],
+    rate: Annotated[float | None, typer.Option("--rate", min=0.001, help="requests/s (default: the gateway's)")] = None,
+) -> None:
+    """Create a key and print it once: only its hash is stored."""
+    key, record = _keys(lambda store: store.create(name, rate))
+    console.print(f"key id {record.key_id} for {name!r}; send it as `X-API-Key: <key>`. It is not shown again:")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key: id, name, created, revoked, rate (never the key)."""
+    from datetime import UTC, datetime
+
+    records = _keys(lambda store: store.list())
+    table = Table(title=f"API keys ({len(records)})")
+    for col in ("key id", "name", "created (UTC)", "revoked (UTC)", "rate/s"):
+        table.add_column(col)
+
+    def when(ts: float | None) -> str:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else ""
+
+    for r in records:
+        table.add_row(
+            r.key_id, r.name, when(r.created_at), when(r.revoked_at), f"{r.rate_per_s:g}" if r.rate_per_s else "default"
+        )
+    Console().print(table)  # data goes to stdout
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id shown by `keys list`")]) -> None:
+    """Revoke a key: every gateway refuses it within seconds (their cache)."""
+    record = _keys(lambda store: store.revoke(key_id))
+    if record is None:
+        console.print(f"[red]no key with id {key_id!r}[/red]")
+        raise typer.Exit(1)
+    console.print(f"key {key_id} ({record.name}) revoked")
+
 
 ReplicaOpt = Annotated[str | None, typer.Option("--replica", help="replica id (default: host-pid)")]
 

@@ -73,6 +73,11 @@ class ModelWorker(StreamWorker[PredictRequest]):
         return self.state.version if self.state else None
 
     async def prepare(self) -> None:
+        if self.state is not None:
+            # Restarted after its consumer group vanished (the server may have
+            # lost everything): keep the model, publish the catalog again.
+            await self.publish_catalog(self.state)
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_for_champion_s
         while True:

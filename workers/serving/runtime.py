@@ -31,8 +31,10 @@ no pending entries, its consumer from the group.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
 import time
 from abc import ABC, abstractmethod
@@ -58,6 +60,7 @@ logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 Entry = tuple[bytes, dict[bytes, bytes]]
 MAX_DEAD_PAYLOAD = 64 * 1024
+MAX_RESTARTS = 5
 
 
 def replica_name(role: str) -> str:
@@ -103,6 +106,9 @@ class StreamWorker(ABC, Generic[M]):
         self.dead_lettered = 0
         self.last_error: str | None = None
         self.last_load_s: float | None = None
+        self.restarts = 0
+        self._signalled = False
+        self._app: FastStream | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ subclass API
@@ -126,7 +132,18 @@ class StreamWorker(ABC, Generic[M]):
     def build_app(self) -> FastStream:
         s = self.settings
         broker = RedisBroker(
-            s.redis_url, graceful_timeout=s.graceful_timeout_s, max_connections=32, log_level=logging.DEBUG
+            s.redis_url,
+            graceful_timeout=s.graceful_timeout_s,
+            max_connections=32,
+            log_level=logging.DEBUG,
+            # After a broker restart pooled sockets are dead: check a connection
+            # idle for a second before use and retry a dropped one once, so
+            # reads resume on the first attempt instead of after a failed one
+            # and FastStream's 5 s back-off.
+            health_check_interval=1,
+            socket_connect_timeout=2,
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         reader = StreamSub(
             self.stream,
@@ -161,6 +178,7 @@ class StreamWorker(ABC, Generic[M]):
         broker.subscriber(stream=claimer, title=f"{self.role}-claimer", **options)(on_claimed)
         self.add_subscribers(broker)
         app = FastStream(broker, logger=logger)
+        self._app = app
         app.on_startup(self._startup)
         app.after_startup(self._after_startup)
         app.on_shutdown(self._shutdown)
@@ -170,6 +188,7 @@ class StreamWorker(ABC, Generic[M]):
         return app
 
     async def _startup(self) -> None:
+        self._watch_signals()
         await keys.ensure_groups(self.redis)
         await self.prepare()
 
@@ -195,7 +214,45 @@ class StreamWorker(ABC, Generic[M]):
         await self.redis.aclose()
 
     async def run(self) -> None:
-        await self.build_app().run()
+        """Run the app; if it stopped by itself (no signal), run it again.
+
+        FastStream stops the app on a terminal read error, above all NOGROUP:
+        the stream was deleted or the server lost its data. Unless a signal
+        asked us to stop, the app is rebuilt: start-up recreates the groups
+        from id 0 (requests accepted meanwhile are still served) and the
+        replica resumes without anyone restarting it. More than
+        `MAX_RESTARTS` such stops within a minute is not a lost group but a
+        broken setup: the worker then exits with an error.
+        """
+        self._signalled = False
+        restarts: list[float] = []
+        while True:
+            await self.build_app().run()
+            if self._signalled:
+                return
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < 60] + [now]
+            if len(restarts) > MAX_RESTARTS:
+                raise RuntimeError(f"{self.replica_id}: the app stopped {len(restarts)} times within a minute")
+            self.restarts += 1
+            logger.warning(
+                "%s: the app stopped without a signal (lost consumer group?); starting it again", self.replica_id
+            )
+            self.redis = redis_client(self.settings.redis_url)  # the old one was closed on shutdown
+            await asyncio.sleep(0.2)
+
+    def _watch_signals(self) -> None:
+        """Replace FastStream's SIGINT/SIGTERM handlers with ones that also record the signal."""
+
+        def stop(sig: int) -> None:
+            self._signalled = True
+            if self._app is not None:
+                self._app.exit()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop, sig)
 
     # ------------------------------------------------------------ heartbeat
     def heartbeat(self) -> Heartbeat:
