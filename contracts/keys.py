@@ -66,15 +66,18 @@ def reply_channel(gateway_id: str) -> str:
     return f"{PREFIX}:reply:{gateway_id}"
 
 
-async def ensure_groups(client: Any) -> None:
+async def ensure_groups(client: Any, streams: tuple[str, ...] | None = None) -> None:
     """Create the request path's consumer groups (GROUPS) from id 0, with their streams.
 
     Args:
         client: a `redis.asyncio.Redis`.
+        streams: only these streams' groups (default: all of GROUPS).
     """
     from redis.exceptions import ResponseError
 
     for stream, group in GROUPS.items():
+        if streams is not None and stream not in streams:
+            continue
         try:
             await client.xgroup_create(stream, group, id="0", mkstream=True)
         except ResponseError as exc:

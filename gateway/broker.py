@@ -72,7 +72,7 @@ class RequestBroker:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._subscribed.wait(), timeout=5)
         with contextlib.suppress(aioredis.RedisError, OSError):
-            await keys.ensure_groups(self.redis)
+            await keys.ensure_groups(self.redis, (keys.PREDICT_STREAM,))
 
     async def stop(self) -> None:
         if self._listener:

@@ -404,6 +404,25 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id shown by 
     console.print(f"key {key_id} ({record.name}) revoked")
 
 
+@app.command("redis-acl")
+def redis_acl(
+    from_env: Annotated[
+        bool, typer.Option("--from-env", help="fill passwords from REDIS_<ROLE>_PASSWORD (else placeholders)")
+    ] = False,
+) -> None:
+    """Print the Redis ACL file: one user per role (gateway, worker, pipeline, admin), default user off."""
+    from contracts.acl import ROLE_RULES, acl_file
+
+    passwords = {}
+    if from_env:
+        missing = [r for r in ROLE_RULES if not os.environ.get(f"REDIS_{r.upper()}_PASSWORD")]
+        if missing:
+            console.print(f"[red]missing: {', '.join(f'REDIS_{r.upper()}_PASSWORD' for r in missing)}[/red]")
+            raise typer.Exit(2)
+        passwords = {r: os.environ[f"REDIS_{r.upper()}_PASSWORD"] for r in ROLE_RULES}
+    print(acl_file(passwords), end="")
+
+
 ReplicaOpt = Annotated[str | None, typer.Option("--replica", help="replica id (default: host-pid)")]
 
 

@@ -123,7 +123,11 @@ def test_cors_and_body_limits(secured) -> None:
     stack, _ = secured
     pre = httpx.options(
         f"{stack.url}/fair_price",
-        headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-api-key"},
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-api-key",
+        },
     )
     assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == ORIGIN
     other = httpx.options(

@@ -58,6 +58,9 @@ class EmbeddedRedis:
     port: int = 0
     binary: Path = field(default_factory=server_binary)
     process: subprocess.Popen[bytes] | None = None
+    extra_args: list[str] = field(default_factory=list)
+    # user and password for the readiness check when the default user is off (an ACL file)
+    auth: tuple[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -77,9 +80,11 @@ class EmbeddedRedis:
             "--save", "",
             "--logfile", "server.log",
             "--daemonize", "no",
+            *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        username, password = self.auth or (None, None)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, username=username, password=password)
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:

@@ -39,6 +39,8 @@ class LocalStack:
     redis_url: str | None = None
     redis_port: int = 6379
     extra_env: dict[str, str] = field(default_factory=dict)
+    # A broker URL per role ("gateway", "model", "decision"), e.g. with its own ACL user.
+    role_urls: dict[str, str] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
     redis: EmbeddedRedis | None = None
 
@@ -78,11 +80,16 @@ class LocalStack:
         self.children.append(child)
         return child
 
+    def _role_env(self, role: str) -> dict[str, str]:
+        return {"REDIS_URL": self.role_urls[role]} if role in self.role_urls else {}
+
     def spawn_model(self, name: str) -> Child:
-        return self.spawn(name, [sys.executable, "-m", "workers.cli", "worker", "model", "--replica", name])
+        args = [sys.executable, "-m", "workers.cli", "worker", "model", "--replica", name]
+        return self.spawn(name, args, self._role_env("model"))
 
     def spawn_decision(self, name: str) -> Child:
-        return self.spawn(name, [sys.executable, "-m", "workers.cli", "worker", "decision", "--replica", name])
+        args = [sys.executable, "-m", "workers.cli", "worker", "decision", "--replica", name]
+        return self.spawn(name, args, self._role_env("decision"))
 
     def spawn_gateway(self, name: str = "gateway", port: int | None = None, env: dict[str, str] | None = None) -> Child:
         args = [
@@ -90,7 +97,7 @@ class LocalStack:
             "--host", self.host, "--port", str(port or self.port),
             "--no-access-log", "--timeout-graceful-shutdown", "10",
         ]  # fmt: skip
-        return self.spawn(name, args, env)
+        return self.spawn(name, args, {**self._role_env("gateway"), **(env or {})})
 
     def start(self, timeout: float = 120.0) -> LocalStack:
         self.start_broker()

@@ -1,0 +1,75 @@
+"""Redis ACL users, one per role, allowed only the commands and keys it needs.
+
+| user       | who                                  | may                                                        |
+|------------|--------------------------------------|------------------------------------------------------------|
+| `gateway`  | REST gateway replicas                | XADD requests; read catalog, history, heartbeats, API keys; |
+|            |                                      | subscribe to reply channels; the rate-limit script         |
+| `worker`   | model and decision workers           | read/ack/claim their streams, write the next stream,       |
+|            |                                      | signals, dead letters, replies, heartbeats and the catalog |
+| `pipeline` | Airflow tasks, `pokewatch model ...` | XADD model events only                                     |
+| `admin`    | operators, `pokewatch keys`          | everything (keep its password in the secret store)         |
+
+Nobody but `admin` can FLUSHALL, CONFIG, KEYS, or write a stream it does not
+own: the gateway cannot publish model events, the pipeline cannot forge
+requests. Commands called from a Lua script are checked too, so the gateway's
+rate-limit script is allowed TIME, GET and SET on its own keys only.
+
+`acl_file(passwords)` renders the users as an ACL file (`aclfile` in the
+server's config); `pokewatch redis-acl` prints it. Passwords are never in
+the repository: the shipped Kubernetes file has placeholders that the
+deployment replaces from a Secret.
+"""
+
+from __future__ import annotations
+
+from contracts import keys
+
+CONNECT = "+ping +select +client|setinfo +client|setname +hello"
+
+ROLE_RULES: dict[str, str] = {
+    "gateway": " ".join(
+        [
+            CONNECT,
+            "+xadd +xgroup|create +hget +hgetall +get +subscribe +unsubscribe",
+            "+evalsha +eval +script|load +script|exists +time +set",
+            f"~{keys.PREDICT_STREAM} ~{keys.RATE_LIMIT_PREFIX}*",
+            f"%R~{keys.REPLICAS_HASH} %R~{keys.CATALOG_HASH} %R~{keys.CATALOG_VERSION_KEY}",
+            f"%R~{keys.HISTORY_HASH} %R~{keys.API_KEYS_HASH}",
+            f"&{keys.reply_channel('*')}",
+        ]
+    ),
+    "worker": " ".join(
+        [
+            CONNECT,
+            "+xreadgroup +xread +xack +xautoclaim +xclaim +xpending +xadd +xinfo|groups +xinfo|consumers",
+            "+xgroup|create +xgroup|createconsumer +xgroup|delconsumer",
+            "+publish +hset +hdel +hget +hgetall +get +set +del +rename +multi +exec +discard",
+            f"~{keys.PREDICT_STREAM} ~{keys.QUOTES_STREAM} ~{keys.SIGNALS_STREAM} ~{keys.DEAD_LETTER_STREAM}",
+            f"%R~{keys.MODEL_EVENTS_STREAM} ~{keys.REPLICAS_HASH} ~{keys.CATALOG_HASH}* ~{keys.HISTORY_HASH}*",
+            f"&{keys.reply_channel('*')}",
+        ]
+    ),
+    "pipeline": " ".join([CONNECT, "+xadd +xrange +xrevrange", f"~{keys.MODEL_EVENTS_STREAM}"]),
+    "admin": "+@all ~* &*",
+}
+
+
+def placeholder(role: str) -> str:
+    """The stand-in for a role's password in shipped files, replaced at deploy time."""
+    return "${" + f"REDIS_{role.upper()}_PASSWORD" + "}"
+
+
+def acl_file(passwords: dict[str, str] | None = None) -> str:
+    """The users as an ACL file, the password-less default user disabled.
+
+    Args:
+        passwords: per role; missing roles get `placeholder(role)`.
+    """
+    passwords = passwords or {}
+    # No comments: a server refuses an ACL file with any line not starting with `user`.
+    lines = ["user default off resetkeys resetchannels -@all"]
+    for role, rules in ROLE_RULES.items():
+        base = "" if rules.startswith("+@all") else "-@all "
+        secret = passwords.get(role, placeholder(role))
+        lines.append(f"user {role} on >{secret} resetkeys resetchannels {base}{rules}")
+    return "\n".join(lines) + "\n"
