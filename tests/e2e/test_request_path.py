@@ -156,21 +156,29 @@ def test_garbage_on_every_stream_is_dead_lettered_while_workers_keep_serving(cli
         {keys.PAYLOAD_FIELD: json.dumps({"schema_version": 99})},
         {"no_payload": b"1"},
         {keys.PAYLOAD_FIELD: json.dumps({"schema_version": 1, "request_id": ["wrong type"]})},
+        {keys.PAYLOAD_FIELD: b'{"schema_version": 1, "request_id": "' + b"x" * 4_000_000 + b'"}'},  # 4 MB
     ]
-    for stream in (keys.PREDICT_STREAM, keys.QUOTES_STREAM):
+    # Every stream a worker reads; model events are read by each of the 2 model replicas.
+    readers = {keys.PREDICT_STREAM: 1, keys.QUOTES_STREAM: 1, keys.MODEL_EVENTS_STREAM: 2}
+    for stream in readers:
         for fields in garbage:
             r.xadd(stream, fields)
-    deadline = time.monotonic() + 15
-    while r.xlen(keys.DEAD_LETTER_STREAM) - before < 2 * len(garbage) and time.monotonic() < deadline:
+    expected = sum(readers.values()) * len(garbage)
+    deadline = time.monotonic() + 20
+    while r.xlen(keys.DEAD_LETTER_STREAM) - before < expected and time.monotonic() < deadline:
         time.sleep(0.1)
     letters = [json.loads(f[b"payload"]) for _, f in r.xrange(keys.DEAD_LETTER_STREAM)][before:]
-    assert len(letters) == 2 * len(garbage)
-    assert {d["source_stream"] for d in letters} == {keys.PREDICT_STREAM, keys.QUOTES_STREAM}
+    counts = {s: sum(1 for d in letters if d["source_stream"] == s) for s in readers}
+    print(f"\n{len(garbage)} garbage entries per stream; dead letters: {counts}")
+    assert counts == {s: n * len(garbage) for s, n in readers.items()}, counts
     assert all(d["reason"] for d in letters)
+    assert max(len(d["payload"]) for d in letters) <= 64 * 1024, "payloads are truncated in dead letters"
     card = _first_cards(client, 1)[0]["card_id"]
     assert client.post("/fair_price", json={"card_id": card}).status_code == 200
     for stream, group in keys.GROUPS.items():
         assert r.xpending(stream, group)["pending"] == 0
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["model_versions"], health
 
 
 def test_504_when_the_deadline_passes_and_workers_skip_the_expired_request(stack, redis_server) -> None:
