@@ -55,19 +55,19 @@ def test_file_with_bad_rows_completes_with_quarantine_report(settings, tmp_path)
     good = good.astype({"market_price": "object"})
     bad = pd.DataFrame(
         {
-            "card_id": ["demo-00001", "demo-00002", "demo-00003", "", "demo-00001"],
-            "date": ["2025-09-01", "2025-09-02", "yesterday", "2025-09-03", good["date"].iloc[0]],
-            "market_price": [-5, "NaN", 3.0, 4.0, 99.0],
+            "card_id": ["demo-00001", "demo-00002", "demo-00003", "", "demo-00001", "demo-00004"],
+            "date": ["2025-09-01", "2025-09-02", "yesterday", "2025-09-03", good["date"].iloc[0], "2025-09-04"],
+            "market_price": [-5, "NaN", 3.0, 4.0, 99.0, "twelve"],
         }
     )
     path = tmp_path / "prices.csv"
     pd.concat([good, bad], ignore_index=True).to_csv(path, index=False)
     summary = run.run_all(settings, "file", DAY, input_path=path)
     v = summary["steps"]["validate"]
-    assert v["quarantined"] == 5
+    assert v["quarantined"] == 6
     assert v["quarantine_reasons"] == {
         "non-positive price": 1,
-        "non-numeric price": 1,
+        "non-numeric price": 2,
         "bad date": 1,
         "missing card_id": 1,
         "duplicate card_id and date (kept the last)": 1,
