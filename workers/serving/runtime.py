@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -110,6 +111,8 @@ class StreamWorker(ABC, Generic[M]):
         self._signalled = False
         self._app: FastStream | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._health_server: asyncio.Server | None = None
+        self.last_beat_ok: float | None = None
 
     # ------------------------------------------------------------ subclass API
     @abstractmethod
@@ -193,6 +196,10 @@ class StreamWorker(ABC, Generic[M]):
         await self.prepare()
 
     async def _after_startup(self) -> None:
+        if self.settings.health_port and self._health_server is None:
+            self._health_server = await asyncio.start_server(
+                self._answer_probe, self.settings.health_host, self.settings.health_port
+            )
         await self.beat()
         self._heartbeat_task = asyncio.create_task(self._heartbeat_loop())
         await self.started()
@@ -226,6 +233,13 @@ class StreamWorker(ABC, Generic[M]):
         """
         self._signalled = False
         restarts: list[float] = []
+        try:
+            await self._run_until_signalled(restarts)
+        finally:
+            if self._health_server is not None:
+                self._health_server.close()
+
+    async def _run_until_signalled(self, restarts: list[float]) -> None:
         while True:
             await self.build_app().run()
             if self._signalled:
@@ -273,6 +287,42 @@ class StreamWorker(ABC, Generic[M]):
 
     async def beat(self) -> None:
         await self.redis.hset(keys.REPLICAS_HASH, self.replica_id, self.heartbeat().model_dump_json())
+        self.last_beat_ok = time.monotonic()
+
+    # ------------------------------------------------------------ probes
+    def probe(self, path: str) -> tuple[int, dict[str, Any]]:
+        """Kubernetes probes: `/livez` while the event loop runs; `/readyz` while
+        the worker's last heartbeat reached the broker within 3 periods."""
+        age = time.monotonic() - self.last_beat_ok if self.last_beat_ok else None
+        body: dict[str, Any] = {
+            "replica_id": self.replica_id,
+            "role": self.role,
+            "model_version": self.model_version(),
+            "seconds_since_heartbeat": round(age, 2) if age is not None else None,
+        }
+        if path == "/livez":
+            return 200, body
+        if path == "/readyz":
+            ready = age is not None and age <= 3 * self.settings.heartbeat_s
+            return (200 if ready else 503), body
+        return 404, {"error": "not_found", "message": "probes: /livez, /readyz"}
+
+    async def _answer_probe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 2)
+            parts = line.decode("latin-1").split()
+            status, body = self.probe(parts[1] if len(parts) > 1 else "/")
+            payload = json.dumps(body).encode()
+            writer.write(
+                f"HTTP/1.1 {status} {'OK' if status == 200 else 'Not Ready'}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                + payload
+            )
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
     async def _heartbeat_loop(self) -> None:
         while True:
