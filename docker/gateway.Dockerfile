@@ -20,11 +20,12 @@ RUN pip install --no-deps .
 FROM python:3.11-slim-bookworm
 RUN useradd --system --create-home --uid 10001 --gid 0 --home-dir /app --shell /usr/sbin/nologin pokewatch
 COPY --from=build /opt/venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 POKEWATCH_DATA_DIR=/app/data
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 POKEWATCH_DATA_DIR=/app/data \
+    POKEWATCH_GATEWAY_PORT=8000
 WORKDIR /app
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ['POKEWATCH_GATEWAY_PORT'], timeout=2)"]
 ENTRYPOINT ["pokewatch"]
-CMD ["gateway", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["gateway", "--host", "0.0.0.0"]

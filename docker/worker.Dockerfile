@@ -26,7 +26,7 @@ WORKDIR /app
 USER 10001
 EXPOSE 8081
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8081/readyz', timeout=2)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ['POKEWATCH_HEALTH_PORT'], timeout=2)"]
 ENTRYPOINT ["pokewatch", "worker"]
 # `model` (needs MLFLOW_TRACKING_URI) or `decision`
 CMD ["model"]

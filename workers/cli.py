@@ -462,7 +462,7 @@ def worker_decision(replica: ReplicaOpt = None) -> None:
 @app.command("gateway")
 def gateway(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
+    port: Annotated[int, typer.Option(help="HTTP port", envvar="POKEWATCH_GATEWAY_PORT")] = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
     """The REST gateway (uvicorn)."""

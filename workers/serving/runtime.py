@@ -35,6 +35,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import time
@@ -65,8 +66,11 @@ MAX_RESTARTS = 5
 
 
 def replica_name(role: str) -> str:
-    """A default replica id: the pod's hostname in Kubernetes, host-pid elsewhere."""
-    return f"{role}-{socket.gethostname()}-{os.getpid()}"
+    """A default replica id: role-host-pid, plus a random suffix when the worker
+    is a container's pid 1 (containers sharing the host's network share its
+    hostname too; in Kubernetes the hostname is the pod's name)."""
+    name = f"{role}-{socket.gethostname()}-{os.getpid()}"
+    return f"{name}-{secrets.token_hex(3)}" if os.getpid() == 1 else name
 
 
 def redis_client(url: str, max_connections: int = 64) -> aioredis.Redis:
