@@ -62,3 +62,12 @@ def test_short_history_ships_naive():
     assert result.models["model"].choice["forecast"] == "naive"
     assert result.models["model"].choice["fair"] == "market"
     assert result.metrics["model"]["signal_rate"] == 0
+
+
+def test_folds_in_parallel_give_exactly_the_sequential_result() -> None:
+    features = build_features(_panel(80, 120, revert=1.0))
+    sequential = walk_forward(features, EvalConfig(n_boot=100, folds=3, n_jobs=1))
+    parallel = walk_forward(features, EvalConfig(n_boot=100, folds=3, n_jobs=2))
+    assert sequential.metrics == parallel.metrics
+    assert sequential.extra["folds"] == parallel.extra["folds"]
+    assert [f["start"] for f in parallel.extra["folds"]] == sorted(f["start"] for f in parallel.extra["folds"])
