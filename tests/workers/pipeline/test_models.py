@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -68,6 +70,7 @@ def test_folds_in_parallel_give_exactly_the_sequential_result() -> None:
     features = build_features(_panel(80, 120, revert=1.0))
     sequential = walk_forward(features, EvalConfig(n_boot=100, folds=3, n_jobs=1))
     parallel = walk_forward(features, EvalConfig(n_boot=100, folds=3, n_jobs=2))
-    assert sequential.metrics == parallel.metrics
+    # json: NaN (no signals from naive) compares equal to NaN
+    assert json.dumps(sequential.metrics, sort_keys=True) == json.dumps(parallel.metrics, sort_keys=True)
     assert sequential.extra["folds"] == parallel.extra["folds"]
     assert [f["start"] for f in parallel.extra["folds"]] == sorted(f["start"] for f in parallel.extra["folds"])
