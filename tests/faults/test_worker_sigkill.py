@@ -10,11 +10,9 @@ nothing is answered twice.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
-import threading
 import time
 from collections import Counter
 
@@ -24,6 +22,7 @@ import redis
 
 from contracts import keys
 from tests.e2e.conftest import make_stack
+from tests.faults.load import in_background, outcome
 
 pytestmark = pytest.mark.slow
 
@@ -35,40 +34,9 @@ def test_sigkill_under_load_loses_nothing_and_answers_once(redis_server, champio
         r = redis.Redis.from_url(stack.broker_url)
         cards = [c["card_id"] for c in httpx.get(f"{stack.url}/cards", params={"page_size": 40}).json()["items"]]
         version = httpx.get(f"{stack.url}/health").json()["model_versions"]
-        outcomes: Counter[str] = Counter()
-        wrong: list[str] = []
-        request_ids: list[str] = []
         sent = 2000
-
-        def load() -> None:
-            async def go() -> None:
-                limits = httpx.Limits(max_connections=32)
-                async with httpx.AsyncClient(base_url=stack.url, timeout=40, limits=limits) as ac:
-                    sem = asyncio.Semaphore(32)
-
-                    async def one(i: int) -> None:
-                        card = cards[i % len(cards)]
-                        async with sem:
-                            try:
-                                resp = await ac.post("/fair_price", json={"card_id": card})
-                            except httpx.HTTPError:
-                                outcomes["never answered"] += 1
-                                return
-                        if resp.status_code != 200:
-                            outcomes["4xx/5xx"] += 1
-                            return
-                        outcomes["200"] += 1
-                        body = resp.json()
-                        request_ids.append(body["request_id"])
-                        if body["card_id"] != card or [body["model_version"]] != version:
-                            wrong.append(f"asked {card}, got {body['card_id']} v{body['model_version']}")
-
-                    await asyncio.gather(*(one(i) for i in range(sent)))
-
-            asyncio.run(go())
-
-        thread = threading.Thread(target=load)
-        thread.start()
+        bodies = [{"card_id": cards[i % len(cards)]} for i in range(sent)]
+        thread, box = in_background(f"{stack.url}/fair_price", bodies, timeout=40)
         time.sleep(1.0)  # mid-load
         victim = next(c for c in stack.children if c.name == "model-1")
         os.kill(victim.process.pid, signal.SIGKILL)
@@ -77,6 +45,15 @@ def test_sigkill_under_load_loses_nothing_and_answers_once(redis_server, champio
         held = len(r.xpending_range(keys.PREDICT_STREAM, keys.MODEL_GROUP, "-", "+", 10_000, consumername="model-1"))
         thread.join(180)
         tail_s = time.monotonic() - killed_at
+        responses = box[0]
+        outcomes = Counter(outcome(resp) for resp in responses)
+        wrong, request_ids = [], []
+        for body, resp in zip(bodies, responses, strict=True):
+            if resp is not None and resp.status_code == 200:
+                answer = resp.json()
+                request_ids.append(answer["request_id"])
+                if answer["card_id"] != body["card_id"] or [answer["model_version"]] != version:
+                    wrong.append(f"asked {body['card_id']}, got {answer['card_id']} v{answer['model_version']}")
 
         answers = Counter()
         for _, fields in r.xrange(keys.SIGNALS_STREAM):

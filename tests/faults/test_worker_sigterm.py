@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import threading
 import time
 from collections import Counter
 
@@ -15,6 +13,7 @@ import redis
 
 from contracts import keys
 from tests.e2e.conftest import make_stack
+from tests.faults.load import in_background, outcome
 
 pytestmark = pytest.mark.slow
 
@@ -25,29 +24,9 @@ def test_sigterm_under_load_drains_acks_and_exits(redis_server, champion_data_di
     try:
         r = redis.Redis.from_url(stack.broker_url)
         cards = [c["card_id"] for c in httpx.get(f"{stack.url}/cards", params={"page_size": 40}).json()["items"]]
-        outcomes: Counter[str] = Counter()
         sent = 2000
-
-        def load() -> None:
-            async def go() -> None:
-                limits = httpx.Limits(max_connections=32)
-                async with httpx.AsyncClient(base_url=stack.url, timeout=30, limits=limits) as ac:
-                    sem = asyncio.Semaphore(32)
-
-                    async def one(i: int) -> None:
-                        async with sem:
-                            try:
-                                resp = await ac.post("/fair_price", json={"card_id": cards[i % len(cards)]})
-                                outcomes["200" if resp.status_code == 200 else "4xx/5xx"] += 1
-                            except httpx.HTTPError:
-                                outcomes["never answered"] += 1
-
-                    await asyncio.gather(*(one(i) for i in range(sent)))
-
-            asyncio.run(go())
-
-        thread = threading.Thread(target=load)
-        thread.start()
+        bodies = [{"card_id": cards[i % len(cards)]} for i in range(sent)]
+        thread, box = in_background(f"{stack.url}/fair_price", bodies)
         time.sleep(1.0)  # mid-load
         victim = next(c for c in stack.children if c.name == "model-1")
         stopped_at = time.monotonic()
@@ -55,6 +34,7 @@ def test_sigterm_under_load_drains_acks_and_exits(redis_server, champion_data_di
         code = victim.process.wait(15)
         exit_s = time.monotonic() - stopped_at
         thread.join(120)
+        outcomes = Counter(outcome(resp) for resp in box[0])
         print(f"\nsent {sent}; {dict(outcomes)}; model-1 exited {code} after {exit_s:.1f} s")
         assert code == 0 and exit_s <= 10
         assert outcomes["200"] == sent, dict(outcomes)
