@@ -53,7 +53,14 @@ from gateway.security import EdgeGuard, EdgePolicy
 
 logger = logging.getLogger(__name__)
 
+# Answered by the edge (gateway.security) on every protected route.
+EDGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "API key missing, invalid or revoked (when auth is on)"},
+    413: {"model": ErrorBody, "description": "request body too large"},
+    429: {"model": ErrorBody, "description": "rate limit exceeded; see the Retry-After header"},
+}
 ERRORS: dict[int | str, dict[str, Any]] = {
+    **EDGE_ERRORS,
     404: {"model": ErrorBody, "description": "unknown card, or no price on that date"},
     422: {"model": ErrorBody, "description": "invalid input"},
     503: {"model": ErrorBody, "description": "broker unreachable or no live model worker"},
@@ -226,7 +233,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         """Up to 500 cards in one round trip; per-card errors come back inline with their status."""
         return ORJSONResponse(await price_batch(broker_of(request), body))
 
-    @app.get("/cards", response_model=CardsPage, responses={503: {"model": ErrorBody}}, tags=["cards"])
+    @app.get("/cards", response_model=CardsPage, responses={**EDGE_ERRORS, 503: {"model": ErrorBody}}, tags=["cards"])
     async def cards(
         request: Request,
         q: Annotated[str | None, Query(max_length=100, description="substring of the card name or id")] = None,
@@ -252,7 +259,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     @app.get(
         "/cards/{card_id}/history",
         response_model=CardHistory,
-        responses={404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+        responses={**EDGE_ERRORS, 404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
         tags=["cards"],
     )
     async def history(
@@ -275,4 +282,20 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             points = [p for p in points if p["date"] <= end.isoformat()]
         return CardHistory(card_id=card_id, points=[PricePoint.model_validate(p) for p in points])
 
+    def openapi() -> dict[str, Any]:
+        """The generated schema plus the API-key scheme the edge enforces (when auth is on)."""
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "Bearer": {"type": "http", "scheme": "bearer"},
+            }
+            if settings.auth_required:
+                for path, operations in schema["paths"].items():
+                    for operation in operations.values():
+                        operation["security"] = [] if path == "/health" else [{"ApiKey": []}, {"Bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -70,6 +70,11 @@ def test_public_paths_need_no_key_and_the_rest_does(secured) -> None:
         resp = httpx.request(method, stack.url + path, json={"card_id": "x"})
         assert resp.status_code == 401, (path, resp.text)
         assert "API key" in resp.json()["message"] and resp.headers["www-authenticate"].startswith("Bearer")
+    schema = httpx.get(stack.url + "/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["ApiKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert schema["paths"]["/fair_price"]["post"]["security"] == [{"ApiKey": []}, {"Bearer": []}]
+    assert schema["paths"]["/health"]["get"]["security"] == []
+    assert {"401", "413", "429"} <= set(schema["paths"]["/fair_price"]["post"]["responses"])
     bad = httpx.get(stack.url + "/cards", headers={"X-API-Key": "pw_deadbeef_not-a-real-secret"})
     assert bad.status_code == 401 and bad.json()["message"] == "invalid or revoked API key"
 
