@@ -486,6 +486,7 @@ def up(
     import signal
     import time
 
+    from contracts.settings import ServingSettings
     from workers.serving.loader import NoChampionError, champion_ref
     from workers.serving.stack import LocalStack
 
@@ -506,6 +507,9 @@ def up(
         stopping = True
 
     signal.signal(signal.SIGTERM, _stop)
+    # Ctrl-C raises KeyboardInterrupt even when started from a shell that ignores
+    # SIGINT for background jobs (the ignore disposition would be inherited).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with console.status("starting broker, gateway and workers..."):
             stack.start_broker()
@@ -520,6 +524,11 @@ def up(
             soft_wrap=True,
             highlight=False,
         )
+        if not ServingSettings().auth_required:
+            console.print(
+                "[yellow]authentication is off[/yellow] (local default): anyone who reaches the gateway may use it; "
+                "POKEWATCH_AUTH_REQUIRED=true and `pokewatch keys create` turn it on"
+            )
         console.print("Ctrl-C stops every process started here.")
         while not stopping:
             for child in stack.children:

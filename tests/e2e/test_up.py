@@ -44,6 +44,8 @@ def test_up_brings_the_whole_stack_up_and_ctrl_c_stops_it(tmp_path: Path) -> Non
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            # As from a shell that ignores SIGINT for background jobs: Ctrl-C must still stop it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
     try:
         deadline = time.monotonic() + 300
@@ -53,6 +55,7 @@ def test_up_brings_the_whole_stack_up_and_ctrl_c_stops_it(tmp_path: Path) -> Non
         text = log.read_text()
         assert "no champion model yet" in text and "promoted to champion" in text
         assert "curl" in text
+        assert "authentication is off" in text, "the open local default says so"
         broker_port = int(re.search(r"broker: redis://127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]
 
         card = httpx.get(f"http://127.0.0.1:{port}/cards", params={"page_size": 1}).json()["items"][0]["card_id"]
