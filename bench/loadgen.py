@@ -23,11 +23,12 @@ from urllib.parse import urlsplit
 import numpy as np
 
 
-def _request(host: str, port: int, path: str, body: bytes | None) -> bytes:
+def _request(host: str, port: int, path: str, body: bytes | None, headers: list[str] | None = None) -> bytes:
+    extra = "".join(f"{h}\r\n" for h in headers or [])
     if body is None:
-        return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+        return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode()
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{extra}"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -69,10 +70,12 @@ async def _connection(
         writer.close()
 
 
-async def run(url: str, body: bytes | None, connections: int, duration: float) -> dict[str, float]:
+async def run(
+    url: str, body: bytes | None, connections: int, duration: float, headers: list[str] | None = None
+) -> dict[str, float]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    request = _request(host, port, parts.path or "/", body)
+    request = _request(host, port, parts.path or "/", body, headers)
     latencies: list[float] = []
     counts: dict[str, Any] = {"errors": 0, "non_2xx": 0}
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -102,6 +105,7 @@ def main() -> None:
     parser.add_argument("--body", default=None, help="JSON body (POST); omitted: GET")
     parser.add_argument("-c", "--connections", type=int, default=64)
     parser.add_argument("-d", "--duration", type=float, default=5.0)
+    parser.add_argument("-H", "--header", action="append", default=[], help="extra header, e.g. 'X-API-Key: ...'")
     opts = parser.parse_args()
     body = opts.body.encode() if opts.body is not None else None
     try:
@@ -110,7 +114,7 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    print(json.dumps(asyncio.run(run(opts.url, body, opts.connections, opts.duration))))
+    print(json.dumps(asyncio.run(run(opts.url, body, opts.connections, opts.duration, opts.header))))
 
 
 if __name__ == "__main__":

@@ -14,12 +14,14 @@ not the bottleneck).
     python bench/serve.py [--quick] [--duration 5] [--cards 200] [--days 365]
 
 `--quick` runs only the 64-connection comparison. Last line, exactly:
-SUMMARY rps=<streams rps at 64 conns> p99_ms=<..> ceiling_rps=<..> http_rps=<..> vs_ceiling=<..> vs_http=<..> errors=<n>
+SUMMARY rps=<streams rps at 64 conns> p99_ms=<..> ceiling_rps=<..> http_rps=<..> vs_ceiling=<..> vs_http=<..>
+        key_rps=<with an API key and the rate limit> errors=<n>
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -72,17 +74,33 @@ class Result:
     cards_per_request: int = 1
 
 
-def load(url: str, body: str, connections: int, duration: float, procs: list[Child]) -> tuple[dict, dict]:
+def load(
+    url: str, body: str, connections: int, duration: float, procs: list[Child], headers: list[str] | None = None
+) -> tuple[dict, dict]:
     before = {c.name: cpu_seconds(c.process.pid) for c in procs}
+    extra = [arg for h in headers or [] for arg in ("-H", h)]
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--url", url, "--body", body,
-         "-c", str(connections), "-d", str(duration)],
+         "-c", str(connections), "-d", str(duration), *extra],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     stats = json.loads(out.stdout.strip().splitlines()[-1])
     cpu = {c.name: round(cpu_seconds(c.process.pid) - before[c.name], 2) for c in procs}
     cpu["loadgen"] = stats["client_cpu_s"]
     return stats, cpu
+
+
+async def _create_key(url: str) -> str:
+    import redis.asyncio as aioredis
+
+    from gateway.security import ApiKeyStore
+
+    client = aioredis.Redis.from_url(url)
+    try:
+        key, _ = await ApiKeyStore(client).create("bench", rate_per_s=1_000_000)
+        return key
+    finally:
+        await client.aclose()
 
 
 def wait_http(url: str, timeout: float = 120) -> None:
@@ -149,6 +167,15 @@ def main() -> None:
         wait_http(f"http://127.0.0.1:{ceiling_port}/docs")
         for role in ports:
             wait_http(f"http://127.0.0.1:{ports[role]}/docs")
+        # A second gateway with API keys on: every request is checked against
+        # its key (cached) and the shared rate-limit script (one EVALSHA), at a
+        # rate high enough never to throttle; it measures the edge's cost.
+        auth_port = free_port()
+        key = asyncio.run(_create_key(stack.broker_url))
+        auth_env = {"POKEWATCH_AUTH_REQUIRED": "true", "POKEWATCH_RATE_LIMIT_PER_S": "1000000",
+                    "POKEWATCH_RATE_LIMIT_BURST": "100000"}  # fmt: skip
+        extra.append(stack.spawn_gateway("gateway-auth", port=auth_port, env=auth_env))
+        wait_http(f"http://127.0.0.1:{auth_port}/health")
         streams_procs = [c for c in stack.children if c not in extra]
         http_procs = [c for c in extra if c.name.startswith("http-")]
         ceiling_procs = [c for c in extra if c.name == "ceiling"]
@@ -157,13 +184,17 @@ def main() -> None:
             "ceiling": f"http://127.0.0.1:{ceiling_port}/fair_price",
             "http": f"http://127.0.0.1:{ports['gateway']}/fair_price",
         }
-        procs = {"streams": streams_procs, "ceiling": ceiling_procs, "http": http_procs}
+        workers = [c for c in streams_procs if c.name != "gateway"]
+        auth_procs = [*workers, next(c for c in extra if c.name == "gateway-auth")]
+        urls["streams+key"] = f"http://127.0.0.1:{auth_port}/fair_price"
+        procs = {"streams": streams_procs, "ceiling": ceiling_procs, "http": http_procs, "streams+key": auth_procs}
+        headers = {"streams+key": [f"X-API-Key: {key}"]}
         # Warm every path (JIT-free Python still has caches, pools and lazy imports).
         for target in urls:
-            load(urls[target], body, 16, 1.0, procs[target])
+            load(urls[target], body, 16, 1.0, procs[target], headers.get(target))
 
         def run(scenario: str, target: str, conns: int, payload: str = body, cards: int = 1, path: str = "") -> None:
-            stats, cpu = load(urls[target] + path, payload, conns, opts.duration, procs[target])
+            stats, cpu = load(urls[target] + path, payload, conns, opts.duration, procs[target], headers.get(target))
             results.append(Result(scenario, target, conns, stats, cpu, cards))
             print(
                 f"{scenario:<34} {target:<8} c={conns:<4} {stats['rps']:>9,.0f} req/s  "
@@ -176,6 +207,7 @@ def main() -> None:
         run("POST /fair_price, 64 conns", "streams", 64)
         run("POST /fair_price, 64 conns", "ceiling", 64)
         run("POST /fair_price, 64 conns", "http", 64)
+        run("POST /fair_price, 64 conns", "streams+key", 64)
         if not opts.quick:
             for conns in (1, 16, 256):
                 run(f"POST /fair_price, {conns} conns", "streams", conns)
@@ -201,14 +233,16 @@ def main() -> None:
     streams = by[("POST /fair_price, 64 conns", "streams")].stats
     ceiling = by[("POST /fair_price, 64 conns", "ceiling")].stats
     http = by[("POST /fair_price, 64 conns", "http")].stats
+    keyed = by[("POST /fair_price, 64 conns", "streams+key")].stats
+    print(f"API key + rate limit: {keyed['rps']:,.0f} req/s, {keyed['rps'] / streams['rps']:.2f} of the open gateway's")
     batch_result = by.get(("POST /fair_price/batch x100, 16 conns", "streams"))
     if batch_result:
         print(f"batch: {batch_result.stats['rps'] * 100:,.0f} card quotes/s")
-    errors = sum(r.stats["errors"] + r.stats["non_2xx"] for r in results if r.target == "streams")
+    errors = sum(r.stats["errors"] + r.stats["non_2xx"] for r in results if r.target.startswith("streams"))
     print(
         f"SUMMARY rps={streams['rps']:.0f} p99_ms={streams['p99_ms']:.1f} ceiling_rps={ceiling['rps']:.0f} "
         f"http_rps={http['rps']:.0f} vs_ceiling={streams['rps'] / ceiling['rps']:.2f} "
-        f"vs_http={streams['rps'] / http['rps']:.2f} errors={errors}"
+        f"vs_http={streams['rps'] / http['rps']:.2f} key_rps={keyed['rps']:.0f} errors={errors}"
     )
 
 
