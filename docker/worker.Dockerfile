@@ -10,7 +10,7 @@ RUN python -m venv /opt/venv
 COPY pyproject.toml README.md docker/constraints.txt ./
 RUN mkdir contracts gateway workers \
     && touch contracts/__init__.py gateway/__init__.py workers/__init__.py \
-    && pip install -c constraints.txt . \
+    && pip install -c constraints.txt ".[worker]" \
     && pip uninstall -y pokewatch
 COPY contracts contracts
 COPY gateway gateway
