@@ -22,6 +22,10 @@ Both hand raw entries to `handle`, which for each entry:
 If processing raises, nothing is acked; the entries are retried by the
 claimer (one at a time) until `max_deliveries`, then dead-lettered.
 
+If the app stops without a signal (FastStream does so on NOGROUP: the stream
+was deleted or the server lost its data), `run` starts it again, which
+recreates the consumer groups.
+
 Each worker heartbeats a `Heartbeat` into the `pokewatch:replicas` hash. On
 SIGTERM FastStream stops reading and waits for in-flight handlers (up to
 `graceful_timeout_s`); then the worker removes its heartbeat and, if it holds
@@ -111,7 +115,6 @@ class StreamWorker(ABC, Generic[M]):
         self.dead_lettered = 0
         self.last_error: str | None = None
         self.last_load_s: float | None = None
-        self.restarts = 0
         self._signalled = False
         self._app: FastStream | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
@@ -236,23 +239,22 @@ class StreamWorker(ABC, Generic[M]):
         broken setup: the worker then exits with an error.
         """
         self._signalled = False
-        restarts: list[float] = []
         try:
-            await self._run_until_signalled(restarts)
+            await self._run_until_signalled()
         finally:
             if self._health_server is not None:
                 self._health_server.close()
 
-    async def _run_until_signalled(self, restarts: list[float]) -> None:
+    async def _run_until_signalled(self) -> None:
+        stops: list[float] = []
         while True:
             await self.build_app().run()
             if self._signalled:
                 return
             now = time.monotonic()
-            restarts = [t for t in restarts if now - t < 60] + [now]
-            if len(restarts) > MAX_RESTARTS:
-                raise RuntimeError(f"{self.replica_id}: the app stopped {len(restarts)} times within a minute")
-            self.restarts += 1
+            stops = [t for t in stops if now - t < 60] + [now]
+            if len(stops) > MAX_RESTARTS:
+                raise RuntimeError(f"{self.replica_id}: the app stopped {len(stops)} times within a minute")
             logger.warning(
                 "%s: the app stopped without a signal (lost consumer group?); starting it again", self.replica_id
             )
