@@ -219,10 +219,20 @@ class StreamWorker(ABC, Generic[M]):
     async def _cleanup(self) -> None:
         try:
             await self.redis.hdel(keys.REPLICAS_HASH, self.replica_id)
-            for consumer in (self.replica_id, f"{self.replica_id}:claimer"):
-                info = await self.redis.xpending_range(self.stream, self.group, "-", "+", 1, consumername=consumer)
-                if not info:
-                    await self.redis.xgroup_delconsumer(self.stream, self.group, consumer)
+            mine = {self.replica_id, f"{self.replica_id}:claimer"}
+            # A read the server was still serving when the subscribers stopped
+            # (a blocked XREADGROUP, or one retried on a new connection) can
+            # create the consumer again after its deletion: delete, let one
+            # block period pass, check, up to three times.
+            for _ in range(3):
+                for consumer in mine:
+                    info = await self.redis.xpending_range(self.stream, self.group, "-", "+", 1, consumername=consumer)
+                    if not info:
+                        await self.redis.xgroup_delconsumer(self.stream, self.group, consumer)
+                await asyncio.sleep(2 * self.settings.poll_ms / 1000 + 0.05)
+                present = {c["name"].decode() for c in await self.redis.xinfo_consumers(self.stream, self.group)}
+                if not (present & mine):
+                    break
         except aioredis.RedisError as exc:  # the broker may be gone already
             logger.warning("cleanup on shutdown failed: %s", exc)
         await self.redis.aclose()
