@@ -49,7 +49,8 @@ def test_up_brings_the_whole_stack_up_and_ctrl_c_stops_it(tmp_path: Path) -> Non
         )
     try:
         deadline = time.monotonic() + 300
-        while "PokeWatch is up" not in log.read_text() and time.monotonic() < deadline:
+        # The last line of the start-up banner: everything above it has been written.
+        while "Ctrl-C stops every process" not in log.read_text() and time.monotonic() < deadline:
             assert proc.poll() is None, log.read_text()
             time.sleep(0.5)
         text = log.read_text()
