@@ -10,6 +10,7 @@ import pytest
 
 from workers.pipeline.evaluate import EvalConfig, walk_forward
 from workers.pipeline.features import build_features
+from workers.pipeline.models import reversion_fair
 
 
 def _panel(n_cards: int, n_days: int, revert: float, seed: int = 0) -> pd.DataFrame:
@@ -74,3 +75,33 @@ def test_folds_in_parallel_give_exactly_the_sequential_result() -> None:
     assert json.dumps(sequential.metrics, sort_keys=True) == json.dumps(parallel.metrics, sort_keys=True)
     assert sequential.extra["folds"] == parallel.extra["folds"]
     assert [f["start"] for f in parallel.extra["folds"]] == sorted(f["start"] for f in parallel.extra["folds"])
+
+
+def test_reversion_fair_is_the_mean_of_3_on_cards_that_trade_and_the_market_elsewhere() -> None:
+    days = pd.date_range("2025-01-01", periods=12)
+    liquid = 100 * np.exp(0.01 * np.arange(12) * (-1) ** np.arange(12))  # moves every day
+    liquid[-1] = liquid[-2] * 1.4  # a one-day spike
+    thin = np.full(12, 50.0)
+    thin[-1] = 70.0  # the same spike on a card that has not traded in 10 days
+    prices = pd.DataFrame(
+        {
+            "card_id": ["liquid"] * 12 + ["thin"] * 12,
+            "date": np.tile(days.values, 2),
+            "market_price": np.concatenate([liquid, thin]),
+        }
+    )
+    last = build_features(prices).groupby("card_id").tail(1).set_index("card_id")
+    fair = pd.Series(reversion_fair(last), index=last.index)
+    expected = np.log(liquid[-3:].mean() / liquid[-1])
+    assert fair["liquid"] == pytest.approx(expected)
+    assert np.exp(-fair["liquid"]) - 1 >= 0.15, "the spike reads as SELL"
+    assert fair["thin"] == 0.0, "a card that does not trade keeps fair = market"
+
+
+def test_fair_candidate_shipped_is_the_one_with_the_larger_validation_edge(reverting) -> None:
+    choice = reverting.models["model"].choice
+    edges = choice["validation_signal_edge"]
+    assert set(edges) == {"gbm", "reversion"}
+    passing = {k: e["mean_edge"] for k, e in edges.items() if e["n"] >= 20 and e["mean_edge"] > 0}
+    assert passing, "signals on a reverting market pass validation"
+    assert choice["fair"] == max(passing, key=passing.__getitem__)
