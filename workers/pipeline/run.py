@@ -11,18 +11,21 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from workers.config import PipelineSettings
 from workers.pipeline import registry
 from workers.pipeline.catalog import load_catalog
-from workers.pipeline.evaluate import EvalConfig, walk_forward, with_targets
+from workers.pipeline.evaluate import PARALLEL_MAX_ROWS, EvalConfig, walk_forward, with_targets
 from workers.pipeline.features import FEATURE_COLUMNS, build_features
 from workers.pipeline.models import GBMModel
 from workers.pipeline.schema import validate as validate_rows
@@ -180,12 +183,44 @@ def run_all(
         "evaluate": lambda: evaluate(settings, source, day),
         "register": lambda: register(settings, source, day),
     }
+    done = summary["steps"]
     for name, step in steps.items():
+        if name in done:
+            continue
         if on_step:
             on_step(name)
-        started = time.perf_counter()
-        result = step()
-        result["seconds"] = round(time.perf_counter() - started, 2)
-        summary["steps"][name] = result
+        if name == "train" and _side_by_side(done["features"]["rows"]):
+            # Train and evaluate read the same features and write different
+            # files. The evaluation's fold processes leave a core partly idle
+            # (uneven folds, serial stretches); the final fit fills it.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="train") as pool:
+                trained = pool.submit(_timed, lambda: _single_threaded(steps["train"]))
+                if on_step:
+                    on_step("evaluate")
+                evaluated = _timed(steps["evaluate"])
+                done["train"] = trained.result()
+                done["train"]["beside_evaluate"] = True
+            done["evaluate"] = evaluated
+            continue
+        done[name] = _timed(step)
     atomic_write_json(summary, DataStore(settings.data_dir).summary_path(day, source))
     return summary
+
+
+def _side_by_side(feature_rows: int) -> bool:
+    """Whether the final fit runs beside the evaluation: only where the
+    evaluation fits folds in parallel processes (several cores, a table small
+    enough that the extra copy does not matter)."""
+    return (os.cpu_count() or 1) >= 2 and feature_rows <= PARALLEL_MAX_ROWS
+
+
+def _single_threaded(step: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    with threadpool_limits(1):
+        return step()
+
+
+def _timed(step: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    started = time.perf_counter()
+    result = step()
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    return result

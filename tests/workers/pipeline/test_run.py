@@ -75,3 +75,18 @@ def test_file_with_bad_rows_completes_with_quarantine_report(settings, tmp_path)
     rejected = pd.read_parquet(v["quarantine"])
     assert set(rejected["reason"]) == set(v["quarantine_reasons"])
     assert summary["steps"]["register"]["version"]
+
+
+def test_train_beside_evaluate_gives_the_model_train_alone_gives(settings, monkeypatch):
+    monkeypatch.setattr(run.os, "cpu_count", lambda: 2)
+    together = run.run_all(settings, "demo", DAY)
+    assert together["steps"]["train"]["beside_evaluate"] is True
+    store = DataStore(settings.data_dir)
+    test = pd.read_parquet(store.candidate_dir(DAY, "demo") / "test.parquet")
+    beside = registry.load_candidate(store.candidate_dir(DAY, "demo") / "model.pkl").predict(test)
+
+    alone = run.train(settings, "demo", DAY)  # the step on its own, as Airflow runs it
+    assert "beside_evaluate" not in alone
+    again = registry.load_candidate(store.candidate_dir(DAY, "demo") / "model.pkl").predict(test)
+    for field in ("ret", "low", "high", "fair"):
+        assert (getattr(beside, field) == getattr(again, field)).all(), field
