@@ -42,7 +42,7 @@ ROLE_RULES: dict[str, str] = {
     "worker": " ".join(
         [
             CONNECT,
-            "+xreadgroup +xread +xack +xautoclaim +xclaim +xpending +xadd +xinfo|groups +xinfo|consumers",
+            "+xreadgroup +xread +xrevrange +xack +xautoclaim +xclaim +xpending +xadd +xinfo|groups +xinfo|consumers",
             "+xgroup|create +xgroup|createconsumer +xgroup|delconsumer",
             "+publish +hset +hdel +hget +hgetall +get +set +del +rename +multi +exec +discard",
             f"~{keys.PREDICT_STREAM} ~{keys.QUOTES_STREAM} ~{keys.SIGNALS_STREAM} ~{keys.DEAD_LETTER_STREAM}",

@@ -68,6 +68,7 @@ class ModelWorker(StreamWorker[PredictRequest]):
         self._wanted: tuple[VersionRef | None, ModelPublished | None] | None = None
         self._reloader: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._events_from = "$"
 
     def model_version(self) -> str | None:
         return self.state.version if self.state else None
@@ -95,8 +96,18 @@ class ModelWorker(StreamWorker[PredictRequest]):
         await self.publish_catalog(self.state)
 
     # ------------------------------------------------------------ hot reload
+    async def before_build(self) -> None:
+        # Model events are a broadcast read with XREAD, not a group. Reading
+        # from "$" would miss every event added while no read is blocked (the
+        # replica busy between two reads, or still loading its model): start
+        # instead after the stream's last entry as it is now, so each event
+        # added from here on is read exactly once.
+        last = await self.redis.xrevrange(keys.MODEL_EVENTS_STREAM, count=1)
+        entry_id = last[0][0] if last else None
+        self._events_from = entry_id.decode() if isinstance(entry_id, bytes) else entry_id or "0-0"
+
     def add_subscribers(self, broker: RedisBroker) -> None:
-        events = StreamSub(keys.MODEL_EVENTS_STREAM, batch=True, polling_interval=500)
+        events = StreamSub(keys.MODEL_EVENTS_STREAM, batch=True, polling_interval=500, last_id=self._events_from)
 
         async def on_events(entries: Any) -> None:
             await self.on_model_events(entries)

@@ -132,6 +132,9 @@ class StreamWorker(ABC, Generic[M]):
     async def prepare(self) -> None:
         """Called once before the subscribers start (e.g. load the model)."""
 
+    async def before_build(self) -> None:
+        """Called before the app is (re)built, with the Redis client connected."""
+
     def add_subscribers(self, broker: RedisBroker) -> None:
         """Extra subscribers of a role (the model replicas' broadcast of model events)."""
 
@@ -258,6 +261,7 @@ class StreamWorker(ABC, Generic[M]):
     async def _run_until_signalled(self) -> None:
         stops: list[float] = []
         while True:
+            await self.before_build()
             await self.build_app().run()
             if self._signalled:
                 return

@@ -95,3 +95,24 @@ def test_smoke_test_accepts_a_sane_state_and_rejects_an_empty_one() -> None:
     empty = ServingState.build("1", _tiny_state().iloc[:0], NaiveModel())
     with pytest.raises(ValueError, match="no cards"):
         smoke_test(empty)
+
+
+async def test_events_added_before_the_first_read_are_not_missed(worker: ModelWorker) -> None:
+    """The broadcast starts after the stream's last entry when the app is built, not at "$"
+    when the first read happens: an event published while the replica is still starting (or
+    busy between two reads) is read; one published before is not."""
+    await worker.redis.xadd(keys.MODEL_EVENTS_STREAM, {keys.PAYLOAD_FIELD: b"old"})
+    await worker.before_build()
+    await worker.redis.xadd(keys.MODEL_EVENTS_STREAM, {keys.PAYLOAD_FIELD: b"new"})
+    app = worker.build_app()
+    await app.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await worker.redis.xlen(keys.DEAD_LETTER_STREAM):
+            assert asyncio.get_running_loop().time() < deadline, "the event added before the first read was missed"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # one more poll period: nothing else arrives
+    finally:
+        await app.stop()
+    letters = [json.loads(f[b"payload"]) for _, f in await worker.redis.xrange(keys.DEAD_LETTER_STREAM)]
+    assert [d["payload"] for d in letters if d["source_stream"] == keys.MODEL_EVENTS_STREAM] == ["new"]
