@@ -222,23 +222,51 @@ class StreamWorker(ABC, Generic[M]):
     async def _cleanup(self) -> None:
         try:
             await self.redis.hdel(keys.REPLICAS_HASH, self.replica_id)
-            mine = {self.replica_id, f"{self.replica_id}:claimer"}
+            mine = (self.replica_id, f"{self.replica_id}:claimer")
             # A read the server was still serving when the subscribers stopped
-            # (a blocked XREADGROUP, or one retried on a new connection) can
-            # create the consumer again after its deletion: delete, let one
-            # block period pass, check, up to three times.
+            # (a blocked XREADGROUP) can deliver entries to this replica, or
+            # create its consumer again after its deletion. So: let one block
+            # period pass, answer whatever was delivered to us, delete the
+            # consumers, check; up to three times.
             for _ in range(3):
+                await asyncio.sleep(2 * self.settings.poll_ms / 1000 + 0.05)
+                drained = await self._drain_own_pending(mine)
+                if drained:
+                    logger.info("%s: answered %d entries delivered while stopping", self.replica_id, drained)
                 for consumer in mine:
                     info = await self.redis.xpending_range(self.stream, self.group, "-", "+", 1, consumername=consumer)
                     if not info:
                         await self.redis.xgroup_delconsumer(self.stream, self.group, consumer)
                 await asyncio.sleep(2 * self.settings.poll_ms / 1000 + 0.05)
                 present = {c["name"].decode() for c in await self.redis.xinfo_consumers(self.stream, self.group)}
-                if not (present & mine):
+                if not (present & set(mine)):
                     break
         except aioredis.RedisError as exc:  # the broker may be gone already
             logger.warning("cleanup on shutdown failed: %s", exc)
         await self.redis.aclose()
+
+    async def _drain_own_pending(self, consumers: Sequence[str]) -> int:
+        """Handle the entries pending for this replica's consumers (read, never answered)."""
+        handled = 0
+        for consumer in consumers:
+            present = {c["name"].decode() for c in await self.redis.xinfo_consumers(self.stream, self.group)}
+            if consumer not in present:
+                continue  # reading would create it
+            seen: set[bytes] = set()
+            while True:
+                reply: list[tuple[bytes, list[Entry]]] = await self.redis.xreadgroup(  # type: ignore[assignment]
+                    self.group, consumer, {self.stream: "0"}, count=self.settings.batch_size
+                )
+                items = [(i, f) for _, entries in reply for i, f in entries if i not in seen]
+                if not items:
+                    break
+                seen.update(i for i, _ in items)
+                gone = [i for i, f in items if not f]  # trimmed from the stream meanwhile
+                if gone:
+                    await self.redis.xack(self.stream, self.group, *gone)
+                await self.handle([(i, f) for i, f in items if f], claimed=True)
+                handled += len(items)
+        return handled
 
     async def run(self) -> None:
         """Run the app; if it stopped by itself (no signal), run it again.

@@ -145,3 +145,23 @@ async def test_publishers_cap_the_signals_stream_near_its_maxlen(worker: Decisio
     # Approximate trimming drops whole internal nodes: the length stays near the cap, far below 600.
     assert 100 <= await capped.redis.xlen(keys.SIGNALS_STREAM) < 250
     await capped.redis.aclose()
+
+
+async def test_entries_delivered_while_stopping_are_answered_before_the_consumer_goes(worker: DecisionWorker) -> None:
+    """A read the server served after the subscribers stopped leaves entries pending for this
+    replica: shutdown answers them and acks them, then deletes its consumer."""
+    for n in range(3):
+        await worker.redis.xadd(worker.stream, {keys.PAYLOAD_FIELD: _quotes("reply:none", request_id=f"r{n}")})
+    delivered = await _read(worker)  # delivered to this consumer, never handled
+    assert len(delivered) == 3
+    assert await worker._drain_own_pending([CONSUMER, f"{CONSUMER}:claimer"]) == 3
+    assert (await worker.redis.xpending(worker.stream, worker.group))["pending"] == 0
+    assert worker.processed == 3 and await worker.redis.xlen(keys.SIGNALS_STREAM) == 3
+    consumers = {c["name"].decode() for c in await worker.redis.xinfo_consumers(worker.stream, worker.group)}
+    assert f"{CONSUMER}:claimer" not in consumers, "draining does not create a consumer"
+
+    await worker._cleanup()  # closes the client: check with a fresh one
+    check = aioredis.Redis.from_url(worker.settings.redis_url)
+    assert CONSUMER not in {c["name"].decode() for c in await check.xinfo_consumers(worker.stream, worker.group)}
+    await check.aclose()
+    worker.redis = aioredis.Redis.from_url(worker.settings.redis_url)  # for the fixture's teardown
