@@ -148,6 +148,12 @@ def _fit_fold_single_threaded(
         return _fit_fold(start, train, test, cfg)
 
 
+def fold_processes(n_rows: int, n_jobs: int = 0) -> int:
+    """Processes fitting folds side by side: `n_jobs` if set, else one per
+    core up to PARALLEL_MAX_ROWS feature rows, else one."""
+    return n_jobs or ((os.cpu_count() or 1) if n_rows <= PARALLEL_MAX_ROWS else 1)
+
+
 def _run_folds(
     jobs: Iterator[tuple[pd.Timestamp, pd.DataFrame, pd.DataFrame]], n_folds: int, n_rows: int, cfg: EvalConfig
 ) -> list[tuple[pd.DataFrame, dict[str, Any], dict[str, PriceModel]]]:
@@ -157,8 +163,7 @@ def _run_folds(
     cores only ~75% busy from threads alone (the absolute-error leaf updates
     are serial), so whole folds run side by side, each single-threaded.
     """
-    auto = (os.cpu_count() or 1) if n_rows <= PARALLEL_MAX_ROWS else 1
-    workers = min(cfg.n_jobs or auto, n_folds)
+    workers = min(fold_processes(n_rows, cfg.n_jobs), n_folds)
     if workers <= 1:
         return [_fit_fold(start, train, test, cfg) for start, train, test in jobs]
     run = Parallel(n_jobs=workers, backend="loky", pre_dispatch="n_jobs")

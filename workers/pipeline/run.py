@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,7 @@ from threadpoolctl import threadpool_limits
 from workers.config import PipelineSettings
 from workers.pipeline import registry
 from workers.pipeline.catalog import load_catalog
-from workers.pipeline.evaluate import PARALLEL_MAX_ROWS, EvalConfig, walk_forward, with_targets
+from workers.pipeline.evaluate import EvalConfig, fold_processes, walk_forward, with_targets
 from workers.pipeline.features import FEATURE_COLUMNS, build_features
 from workers.pipeline.models import GBMModel
 from workers.pipeline.schema import validate as validate_rows
@@ -209,9 +208,8 @@ def run_all(
 
 def _side_by_side(feature_rows: int) -> bool:
     """Whether the final fit runs beside the evaluation: only where the
-    evaluation fits folds in parallel processes (several cores, a table small
-    enough that the extra copy does not matter)."""
-    return (os.cpu_count() or 1) >= 2 and feature_rows <= PARALLEL_MAX_ROWS
+    evaluation fits its folds in parallel processes."""
+    return fold_processes(feature_rows) > 1
 
 
 def _single_threaded(step: Callable[[], dict[str, Any]]) -> dict[str, Any]:

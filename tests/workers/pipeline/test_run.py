@@ -78,7 +78,9 @@ def test_file_with_bad_rows_completes_with_quarantine_report(settings, tmp_path)
 
 
 def test_train_beside_evaluate_gives_the_model_train_alone_gives(settings, monkeypatch):
-    monkeypatch.setattr(run.os, "cpu_count", lambda: 2)
+    from workers.pipeline import evaluate
+
+    monkeypatch.setattr(evaluate.os, "cpu_count", lambda: 2)
     together = run.run_all(settings, "demo", DAY)
     assert together["steps"]["train"]["beside_evaluate"] is True
     store = DataStore(settings.data_dir)
