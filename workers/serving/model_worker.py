@@ -174,13 +174,14 @@ class ModelWorker(StreamWorker[PredictRequest]):
                 serving_version=old,
                 error=error[:2000],
             )
+            # Heartbeat first: whoever reacts to the event finds the error in /health.
+            await self.beat()
             await self.redis.xadd(
                 keys.MODEL_EVENTS_STREAM,
                 {keys.PAYLOAD_FIELD: failed.model_dump_json()},
                 maxlen=EVENTS_MAXLEN,
                 approximate=True,
             )
-            await self.beat()
             return False
         self.state = state  # the swap: one reference assignment, between two batches
         seconds = time.perf_counter() - started
