@@ -222,36 +222,38 @@ class StreamWorker(ABC, Generic[M]):
     async def _cleanup(self) -> None:
         try:
             await self.redis.hdel(keys.REPLICAS_HASH, self.replica_id)
-            mine = (self.replica_id, f"{self.replica_id}:claimer")
+            mine = {self.replica_id, f"{self.replica_id}:claimer"}
+            block_s = 2 * self.settings.poll_ms / 1000 + 0.05
             # A read the server was still serving when the subscribers stopped
             # (a blocked XREADGROUP) can deliver entries to this replica, or
             # create its consumer again after its deletion. So: let one block
             # period pass, answer whatever was delivered to us, delete the
             # consumers, check; up to three times.
             for _ in range(3):
-                await asyncio.sleep(2 * self.settings.poll_ms / 1000 + 0.05)
-                drained = await self._drain_own_pending(mine)
+                await asyncio.sleep(block_s)
+                drained = await self._drain_own_pending(mine & await self._consumers())
                 if drained:
                     logger.info("%s: answered %d entries delivered while stopping", self.replica_id, drained)
                 for consumer in mine:
                     info = await self.redis.xpending_range(self.stream, self.group, "-", "+", 1, consumername=consumer)
                     if not info:
                         await self.redis.xgroup_delconsumer(self.stream, self.group, consumer)
-                await asyncio.sleep(2 * self.settings.poll_ms / 1000 + 0.05)
-                present = {c["name"].decode() for c in await self.redis.xinfo_consumers(self.stream, self.group)}
-                if not (present & set(mine)):
+                await asyncio.sleep(block_s)
+                if not (mine & await self._consumers()):
                     break
         except aioredis.RedisError as exc:  # the broker may be gone already
             logger.warning("cleanup on shutdown failed: %s", exc)
         await self.redis.aclose()
 
-    async def _drain_own_pending(self, consumers: Sequence[str]) -> int:
-        """Handle the entries pending for this replica's consumers (read, never answered)."""
+    async def _consumers(self) -> set[str]:
+        return {c["name"].decode() for c in await self.redis.xinfo_consumers(self.stream, self.group)}
+
+    async def _drain_own_pending(self, consumers: set[str]) -> int:
+        """Handle the entries pending for these existing consumers of this
+        replica (read, never answered). Reading as a consumer that does not
+        exist would create it, so callers pass only existing ones."""
         handled = 0
-        for consumer in consumers:
-            present = {c["name"].decode() for c in await self.redis.xinfo_consumers(self.stream, self.group)}
-            if consumer not in present:
-                continue  # reading would create it
+        for consumer in sorted(consumers):
             seen: set[bytes] = set()
             while True:
                 reply: list[tuple[bytes, list[Entry]]] = await self.redis.xreadgroup(  # type: ignore[assignment]
