@@ -24,17 +24,17 @@ from fastapi.responses import ORJSONResponse
 from pydantic import TypeAdapter
 
 from contracts.messages import ItemError, PredictItem, Quote
-from contracts.settings import ServingSettings
 
 RESULTS: TypeAdapter[list[Quote | ItemError]] = TypeAdapter(list[Quote | ItemError])
 
 
 def _model_app() -> FastAPI:
-    from workers.config import PipelineSettings
-    from workers.serving.loader import champion_ref, load_state
+    from workers import registry
+    from workers.config import WorkerSettings
+    from workers.serving.loader import load_state
 
-    settings = PipelineSettings()
-    state = load_state(settings, champion_ref(settings))
+    settings = WorkerSettings()
+    state = load_state(settings, registry.champion_ref(settings))
     app = FastAPI(default_response_class=ORJSONResponse)
 
     @app.post("/predict")
@@ -47,16 +47,17 @@ def _model_app() -> FastAPI:
 
 
 def _decision_app() -> FastAPI:
+    from workers.config import WorkerSettings
     from workers.serving.decision_worker import decide_quotes
 
-    s = ServingSettings()
+    s = WorkerSettings()
     app = FastAPI(default_response_class=ORJSONResponse)
 
     @app.post("/decide")
     async def decide(request: Request) -> ORJSONResponse:
         body = await request.json()
         quotes = RESULTS.validate_python(body["results"])
-        out = decide_quotes(quotes, body["request_id"], s.buy_threshold, s.sell_threshold)
+        out = decide_quotes(quotes, body["request_id"], s.rule)
         return ORJSONResponse([r.model_dump(mode="json") for r in out])
 
     return app

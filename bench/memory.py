@@ -30,14 +30,13 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
 
 from contracts import keys  # noqa: E402
+from workers import registry  # noqa: E402
 from workers.config import PipelineSettings  # noqa: E402
-from workers.pipeline import registry  # noqa: E402
+from workers.local.embedded import EmbeddedRedis  # noqa: E402
 from workers.pipeline.features import build_features  # noqa: E402
 from workers.pipeline.run import run_all  # noqa: E402
+from workers.pipeline.serving_state import build_serving_state  # noqa: E402
 from workers.pipeline.sources.demo import generate  # noqa: E402
-from workers.serving.embedded import EmbeddedRedis  # noqa: E402
-from workers.serving.loader import champion_ref  # noqa: E402
-from workers.serving.state import build_serving_state  # noqa: E402
 
 
 def proc_mb(pid: int, field: str) -> float:
@@ -48,20 +47,20 @@ def proc_mb(pid: int, field: str) -> float:
 
 
 def register_big_state(settings: PipelineSettings, cards: int, days: int) -> tuple[str, int]:
-    model = registry.load_version(settings, champion_ref(settings).version)
+    model = registry.load_model(settings, registry.champion_ref(settings).version)
     state = build_serving_state(build_features(generate(n_cards=cards, n_days=days, seed=11)), settings.serving_days)
-    mlflow = registry._mlflow()
+    mlflow = registry.mlflow()
     registry.configure(settings)
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=registry._pyfunc_class()(model),
+            python_model=registry.pyfunc_of(model),
             pip_requirements=registry.PIP_REQUIREMENTS,
             registered_model_name=settings.model_name,
         )
-        registry._log_serving_state(mlflow, state)
+        registry.log_serving_state(state)
     version = str(info.registered_model_version)
-    mlflow.MlflowClient().set_registered_model_alias(settings.model_name, registry.CHAMPION, version)
+    registry.set_champion(settings, version)
     return version, len(state)
 
 

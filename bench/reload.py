@@ -40,10 +40,10 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
 
 from contracts import keys  # noqa: E402
 from workers.config import PipelineSettings  # noqa: E402
+from workers.local.embedded import free_port  # noqa: E402
+from workers.local.stack import LocalStack  # noqa: E402
+from workers.model_events import publish_version  # noqa: E402
 from workers.pipeline import run as steps  # noqa: E402
-from workers.pipeline.publish import publish_version  # noqa: E402
-from workers.serving.embedded import free_port  # noqa: E402
-from workers.serving.stack import LocalStack  # noqa: E402
 
 DAY = date(2026, 1, 2)
 
@@ -55,9 +55,9 @@ def prepare(data_dir: Path, cards: int, days: int) -> tuple[str, str]:
     second = steps.register(settings, "demo", DAY)  # same candidate, a new version
     print(f"version {first} champion; version {second['version']}: promoted={second['promoted']} ({second['reason']})")
     # The replicas must start on the first version whatever the gate said about the second.
-    from workers.pipeline import registry
+    from workers import registry
 
-    registry._mlflow().MlflowClient().set_registered_model_alias(settings.model_name, registry.CHAMPION, first)
+    registry.set_champion(settings, first)
     return first, str(second["version"])
 
 

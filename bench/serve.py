@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
 
 from workers.config import PipelineSettings  # noqa: E402
-from workers.serving.embedded import free_port  # noqa: E402
-from workers.serving.stack import Child, LocalStack  # noqa: E402
+from workers.local.embedded import free_port  # noqa: E402
+from workers.local.stack import Child, LocalStack  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 UVICORN = ["--no-access-log", "--log-level", "warning"]
@@ -93,7 +93,7 @@ def load(
 async def _create_key(url: str) -> str:
     import redis.asyncio as aioredis
 
-    from gateway.security import ApiKeyStore
+    from contracts.api_keys import ApiKeyStore
 
     client = aioredis.Redis.from_url(url)
     try:

@@ -1,4 +1,4 @@
-"""The price-history document in `pokewatch:history` and its decoding into API points.
+"""Stored dates (days since 1970-01-01) and the price-history document in `pokewatch:history`.
 
 Written by a model replica for each card, columnar so that 10,000 cards x 400
 days cost no Python object per point:
@@ -15,12 +15,22 @@ import orjson
 EPOCH = dt.date(1970, 1, 1)
 
 
+def day_number(day: dt.date) -> int:
+    """Days since EPOCH: how every stored date is counted."""
+    return (day - EPOCH).days
+
+
+def date_of(days: int) -> dt.date:
+    """The date `days` after EPOCH."""
+    return EPOCH + dt.timedelta(days=days)
+
+
 def history_points(raw: bytes) -> list[dict[str, Any]]:
     """`[{date, market_price, volume?}]` in date order from one history document."""
     doc = orjson.loads(raw)
     return [
         {
-            "date": (EPOCH + dt.timedelta(days=int(d))).isoformat(),
+            "date": date_of(int(d)).isoformat(),
             "market_price": round(p, 4),
             **({"volume": v} if v is not None else {}),
         }

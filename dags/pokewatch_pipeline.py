@@ -116,7 +116,7 @@ def pokewatch_ml_pipeline() -> None:
         from airflow.providers.redis.hooks.redis import RedisHook
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from workers.pipeline.publish import publish_version
+        from workers.model_events import publish_version
 
         if not decision["promoted"]:
             raise AirflowSkipException(f"version {decision['version']} not promoted: {decision['reason']}")

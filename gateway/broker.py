@@ -17,14 +17,12 @@ import uuid
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contracts import keys
+from contracts.connection import redis_client
+from contracts.logs import request_context
 from contracts.messages import Heartbeat, PredictItem, PredictRequest, Reply
-from contracts.settings import ServingSettings
+from gateway.config import GatewaySettings
 
 logger = logging.getLogger(__name__)
 
@@ -42,25 +40,11 @@ class DeadlineExceeded(TimeoutError):
 
 
 class RequestBroker:
-    def __init__(self, settings: ServingSettings, gateway_id: str | None = None) -> None:
+    def __init__(self, settings: GatewaySettings, gateway_id: str | None = None) -> None:
         self.settings = settings
         self.gateway_id = gateway_id or uuid.uuid4().hex[:12]
         self.channel = keys.reply_channel(self.gateway_id)
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=256,
-            timeout=2,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-            # A connection idle for a second is PINGed before use: after a broker
-            # restart the pool reconnects instead of failing one command per connection.
-            health_check_interval=1,
-        )
-        # One immediate retry on a dropped connection (redis-py reconnects first):
-        # the first command after a broker restart must not fail for a stale socket.
-        self.redis = aioredis.Redis(
-            connection_pool=pool, retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError, RedisTimeoutError]
-        )
+        self.redis = redis_client(settings.redis_url, max_connections=256, wait_s=2, socket_timeout=5)
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -175,19 +159,24 @@ class RequestBroker:
         )
         fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = fut
-        try:
+        with request_context(request_id):
             try:
-                await self.redis.xadd(
-                    keys.PREDICT_STREAM,
-                    {keys.PAYLOAD_FIELD: request.model_dump_json()},
-                    maxlen=self.settings.stream_maxlen,
-                    approximate=True,
-                )
-            except (aioredis.RedisError, OSError) as exc:
-                raise BrokerUnavailable(f"broker unreachable: {exc}") from exc
-            try:
-                return await asyncio.wait_for(fut, timeout)
-            except TimeoutError as exc:
-                raise DeadlineExceeded(f"no answer within {timeout:g} s (request {request_id})") from exc
-        finally:
-            self._pending.pop(request_id, None)
+                try:
+                    await self.redis.xadd(
+                        keys.PREDICT_STREAM,
+                        {keys.PAYLOAD_FIELD: request.model_dump_json()},
+                        maxlen=self.settings.stream_maxlen,
+                        approximate=True,
+                    )
+                except (aioredis.RedisError, OSError) as exc:
+                    raise BrokerUnavailable(f"broker unreachable: {exc}") from exc
+                logger.debug("published %d items on %s", len(items), keys.PREDICT_STREAM)
+                try:
+                    reply = await asyncio.wait_for(fut, timeout)
+                except TimeoutError as exc:
+                    logger.warning("no answer within %g s", timeout)
+                    raise DeadlineExceeded(f"no answer within {timeout:g} s (request {request_id})") from exc
+                logger.debug("answered: %d results", len(reply.results))
+                return reply
+            finally:
+                self._pending.pop(request_id, None)

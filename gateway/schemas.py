@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from contracts.messages import MAX_BATCH, CardId, Signal
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date_text(value: Any) -> Any:
+    """Only a `YYYY-MM-DD` string (or a date) is a date here: pydantic alone would also
+    take numbers and timestamps (`0` as 1970-01-01), which the schema does not allow."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and ISO_DATE.fullmatch(value):
+        return value
+    raise ValueError("expected a date as a YYYY-MM-DD string")
+
+
+# A calendar date as the OpenAPI schema documents it (`format: date`), strictly.
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_text)]
 
 
 class FairPriceRequest(BaseModel):
@@ -17,7 +34,7 @@ class FairPriceRequest(BaseModel):
     )
 
     card_id: CardId
-    date: dt.date | None = Field(default=None, description="omitted: the latest known price; past: as of that date")
+    date: IsoDate | None = Field(default=None, description="omitted: the latest known price; past: as of that date")
 
 
 class BatchRequest(BaseModel):
@@ -37,7 +54,9 @@ class FairPriceResponse(BaseModel):
     fair_price: float
     fair_price_low: float = Field(description="low end of the 80% interval")
     fair_price_high: float = Field(description="high end of the 80% interval")
-    deviation_pct: float = Field(description="(market / fair - 1) * 100; <= -10 is BUY, >= 15 is SELL by default")
+    deviation_pct: float = Field(
+        description="(market / fair - 1) * 100; BUY or SELL past the thresholds the deployment configures"
+    )
     signal: Signal
     currency: str | None = None
     model_version: str

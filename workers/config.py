@@ -1,4 +1,10 @@
-"""Settings of the workers and the batch pipeline, from the environment."""
+"""Settings of the stream workers and of the batch pipeline, from the environment (prefix POKEWATCH_).
+
+`WorkerSettings` is what a model or decision replica reads, `PipelineSettings`
+what the pipeline (CLI, Airflow tasks) reads. Both share the registry's
+location and the signal rule's thresholds, whose defaults are
+`workers.signals.DEFAULT_RULE`.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,16 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.settings import BrokerSettings
+from workers.signals import DEFAULT_RULE, SignalRule
 
-class PipelineSettings(BaseSettings):
-    """Env-driven settings (prefix POKEWATCH_); defaults run locally."""
+ENV = SettingsConfigDict(env_prefix="POKEWATCH_", extra="ignore")
 
-    model_config = SettingsConfigDict(env_prefix="POKEWATCH_", extra="ignore")
+
+class RegistrySettings(BaseSettings):
+    """Where the data and the MLflow registry are."""
+
+    model_config = ENV
 
     data_dir: Path = Path(".pokewatch/data")
     mlflow_tracking_uri: str | None = Field(
@@ -19,12 +30,60 @@ class PipelineSettings(BaseSettings):
     )
     model_name: str = "pokewatch-fair-price"
     experiment_name: str = "pokewatch"
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLFLOW_TRACKING_URI, else a sqlite file in the data dir."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return (self.data_dir / "mlartifacts").resolve()
+
+
+class SignalSettings(BaseSettings):
+    """POKEWATCH_BUY_THRESHOLD / POKEWATCH_SELL_THRESHOLD."""
+
+    model_config = ENV
+
+    buy_threshold: float = Field(default=DEFAULT_RULE.buy, gt=0, lt=1)
+    sell_threshold: float = Field(default=DEFAULT_RULE.sell, gt=0)
+
+    @property
+    def rule(self) -> SignalRule:
+        return SignalRule(buy=self.buy_threshold, sell=self.sell_threshold)
+
+
+class WorkerSettings(BrokerSettings, RegistrySettings, SignalSettings):
+    """A stream worker replica (model or decision)."""
+
+    model_config = ENV
+
+    signals_maxlen: int = Field(default=100_000, ge=100)
+    dead_letter_maxlen: int = Field(default=10_000, ge=100)
+    heartbeat_s: float = Field(default=2.0, gt=0)
+    batch_size: int = Field(default=64, ge=1, le=1000, description="entries read per XREADGROUP")
+    poll_ms: int = Field(default=100, ge=1)
+    claim_idle_ms: int = Field(default=3000, ge=100, description="pending this long -> another replica claims it")
+    max_deliveries: int = Field(default=3, ge=1, description="deliveries before an entry is dead-lettered")
+    champion_poll_s: float = Field(default=60.0, gt=0, description="model replicas re-check the champion alias")
+    graceful_timeout_s: float = Field(default=10.0, gt=0)
+    # HTTP probes (/livez, /readyz) for Kubernetes; 0 = off.
+    health_port: int = Field(default=0, ge=0, le=65535)
+    health_host: str = "0.0.0.0"  # noqa: S104 (a probe port inside a pod)
+
+
+class PipelineSettings(RegistrySettings, SignalSettings):
+    """The batch pipeline; defaults run locally."""
+
+    model_config = ENV
+
     cards_file: Path = Path("cards.yaml")
 
     horizon: int = Field(default=1, ge=1)
     fair_horizon: int = Field(default=8, ge=1)
-    buy_threshold: float = Field(default=0.10, gt=0, lt=1)
-    sell_threshold: float = Field(default=0.15, gt=0)
     train_fraction: float = Field(default=0.7, gt=0.1, lt=0.95)
     embargo_days: int = Field(default=3, ge=0)
     max_train_rows: int = Field(default=300_000, ge=1000)
@@ -44,14 +103,3 @@ class PipelineSettings(BaseSettings):
     )
     pokemonpricetracker_base_url: str = "https://www.pokemonpricetracker.com/api/v2"
     pokemonpricetracker_days: int = 90
-
-    @property
-    def tracking_uri(self) -> str:
-        """MLFLOW_TRACKING_URI, else a sqlite file in the data dir."""
-        if self.mlflow_tracking_uri:
-            return self.mlflow_tracking_uri
-        return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
-
-    @property
-    def artifact_root(self) -> Path:
-        return (self.data_dir / "mlartifacts").resolve()

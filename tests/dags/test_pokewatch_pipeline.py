@@ -102,7 +102,7 @@ def test_dag_parses_with_its_schedule_retries_and_no_connection(airflow_home) ->
 def _weak_champion(data_dir: Path) -> str:
     """Register the original rule (rolling mean of 3) as champion: a model the DAG's candidate beats."""
     from workers.config import PipelineSettings
-    from workers.pipeline import registry
+    from workers.pipeline import register as gate
     from workers.pipeline import run as steps
     from workers.pipeline.models import RollingMeanModel
 
@@ -115,7 +115,7 @@ def _weak_champion(data_dir: Path) -> str:
     candidate = settings.data_dir / "candidates" / "source=demo" / DAY.isoformat() / "model.pkl"
     if not candidate.exists():
         candidate = next(settings.data_dir.rglob("model.pkl"))
-    registry.save_candidate(RollingMeanModel(), candidate)
+    gate.save_candidate(RollingMeanModel(), candidate)
     decision = steps.register(settings, "demo", DAY)
     assert decision["promoted"], decision
     return str(decision["version"])
@@ -200,8 +200,8 @@ def test_dag_run_promotes_a_model_and_every_replica_hot_reloads_without_failed_r
 
         # A version whose artifact is broken: every replica keeps serving `new`.
         from workers.config import PipelineSettings
-        from workers.pipeline.publish import publish_version
-        from workers.serving.loader import version_ref
+        from workers.model_events import publish_version
+        from workers.registry import version_ref
 
         settings = PipelineSettings(data_dir=data_dir)
         ref = version_ref(settings, old)
@@ -229,8 +229,8 @@ def test_dag_run_promotes_a_model_and_every_replica_hot_reloads_without_failed_r
         assert still.status_code == 200 and still.json()["model_version"] == new
 
         # `pokewatch model rollback`: the champion alias goes back to the previous champion, announced as a rollback.
-        from workers.pipeline.publish import rollback
-        from workers.serving.loader import champion_ref
+        from workers.model_events import rollback
+        from workers.registry import champion_ref
 
         out = rollback(settings, r)
         assert out["version"] == old and out["rollback"] is True

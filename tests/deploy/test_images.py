@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workers.serving.embedded import EmbeddedRedis, free_port
+from workers.local.embedded import EmbeddedRedis, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workers.serving.embedded import free_port
-from workers.serving.stack import LocalStack
+from workers.local.embedded import free_port
+from workers.local.stack import LocalStack
 
 
 def db_url(redis_server, db: int) -> str:

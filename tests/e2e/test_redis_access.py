@@ -24,8 +24,8 @@ import redis
 from redis.exceptions import NoPermissionError
 
 from contracts import acl, keys
-from workers.serving.embedded import EmbeddedRedis, free_port
-from workers.serving.stack import LocalStack
+from workers.local.embedded import EmbeddedRedis, free_port
+from workers.local.stack import LocalStack
 
 pytestmark = pytest.mark.slow
 
@@ -138,7 +138,7 @@ def test_the_stack_serves_with_one_acl_user_per_role(acl_server, champion_data_d
 async def _create_key(url: str) -> str:
     import redis.asyncio as aioredis
 
-    from gateway.security import ApiKeyStore
+    from contracts.api_keys import ApiKeyStore
 
     client = aioredis.Redis.from_url(url)
     try:

@@ -14,7 +14,7 @@ import redis
 from contracts import keys
 from contracts.messages import PredictRequest
 from tests.e2e.conftest import db_url
-from workers.serving.embedded import free_port
+from workers.local.embedded import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ import redis
 
 from contracts import keys
 from tests.e2e.conftest import make_stack
-from workers.serving.embedded import free_port
+from workers.local.embedded import free_port
 
 ORIGIN = "https://app.example"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workers.serving.embedded import free_port
+from workers.local.embedded import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

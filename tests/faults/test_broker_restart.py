@@ -19,8 +19,8 @@ import httpx
 import pytest
 import redis
 
-from workers.serving.embedded import EmbeddedRedis, free_port
-from workers.serving.stack import LocalStack
+from workers.local.embedded import EmbeddedRedis, free_port
+from workers.local.stack import LocalStack
 
 pytestmark = pytest.mark.slow
 

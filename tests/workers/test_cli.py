@@ -4,7 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
-from workers.cli import app
+from workers.cli.main import app
 from workers.pipeline.sources.demo import generate
 
 

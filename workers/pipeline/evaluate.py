@@ -37,7 +37,7 @@ from workers.pipeline.metrics import (
     signal_metrics,
 )
 from workers.pipeline.models import MODEL_WINDOW_FACTOR, PriceModel, make_models
-from workers.signals import DEFAULT_BUY_THRESHOLD, DEFAULT_SELL_THRESHOLD, decide
+from workers.signals import DEFAULT_RULE, SignalRule, decide
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,7 @@ class EvalConfig:
     fair_horizon: int = 8
     train_fraction: float = 0.7
     embargo_days: int = 3
-    buy_threshold: float = DEFAULT_BUY_THRESHOLD
-    sell_threshold: float = DEFAULT_SELL_THRESHOLD
+    rule: SignalRule = DEFAULT_RULE
     n_boot: int = 1000
     max_train_rows: int = 300_000
     folds: int = 8
@@ -118,7 +117,7 @@ def _score(test: pd.DataFrame, name: str, cfg: EvalConfig) -> dict[str, float]:
     ret = test[f"pred_{name}"].to_numpy()
     metrics = forecast_metrics(ret, truth)
     fair = np.exp(test[f"fair_{name}"].to_numpy())
-    metrics.update(signal_metrics(decide(np.ones(len(test)), fair, cfg.buy_threshold, cfg.sell_threshold), truth))
+    metrics.update(signal_metrics(decide(np.ones(len(test)), fair, cfg.rule), truth))
     inside = (truth >= test[f"low_{name}"].to_numpy()) & (truth <= test[f"high_{name}"].to_numpy())
     metrics["interval_coverage"] = float(inside.mean())
     return metrics
@@ -129,7 +128,7 @@ def _fit_fold(
 ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, PriceModel]]:
     """Train every model on one fold's training rows and forecast its test rows."""
     models: dict[str, PriceModel] = {}
-    for model in make_models(cfg.horizon, cfg.fair_horizon, cfg.max_train_rows, cfg.half_life_days):
+    for model in make_models(cfg.horizon, cfg.fair_horizon, cfg.max_train_rows, cfg.half_life_days, cfg.rule):
         model.fit(train)
         fc = model.predict(test)
         test[f"pred_{model.name}"], test[f"fair_{model.name}"] = fc.ret, fc.fair

@@ -7,18 +7,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workers.signals import BUY, HOLD, SELL, decide
+from workers.signals import BUY, HOLD, SELL, SignalRule, decide
 
 MODELS = ("model", "naive", "rolling_mean_3")
 
 
-def evaluation_figures(test: pd.DataFrame, buy_threshold: float, sell_threshold: float) -> dict[str, Any]:
+def evaluation_figures(test: pd.DataFrame, rule: SignalRule) -> dict[str, Any]:
     """Predicted vs actual, error distribution and signal mix on the test window.
 
     Args:
         test: evaluation rows with `target` and `pred_<model>` / `fair_<model>`.
-        buy_threshold: BUY threshold used for the signal mix.
-        sell_threshold: SELL threshold used for the signal mix.
+        rule: the BUY/SELL thresholds of the signal mix.
 
     Returns:
         name -> matplotlib Figure.
@@ -52,7 +51,7 @@ def evaluation_figures(test: pd.DataFrame, buy_threshold: float, sell_threshold:
     labels = [BUY, SELL, HOLD]
     width = 0.25
     for i, name in enumerate(MODELS):
-        sig = decide(np.ones(len(test)), np.exp(test[f"fair_{name}"]), buy_threshold, sell_threshold)
+        sig = decide(np.ones(len(test)), np.exp(test[f"fair_{name}"]), rule)
         shares = [100 * float(np.mean(sig == s)) for s in labels]
         ax.bar(np.arange(3) + i * width, shares, width, label=name)
     ax.set_xticks(np.arange(3) + width, labels)

@@ -22,15 +22,15 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from workers.config import PipelineSettings
-from workers.pipeline import registry
-from workers.pipeline.catalog import load_catalog
+from workers.pipeline import register as gate
 from workers.pipeline.evaluate import EvalConfig, fold_processes, walk_forward, with_targets
 from workers.pipeline.features import FEATURE_COLUMNS, build_features
 from workers.pipeline.models import GBMModel
 from workers.pipeline.schema import validate as validate_rows
+from workers.pipeline.serving_state import build_serving_state
 from workers.pipeline.sources import make_source
 from workers.pipeline.storage import DataStore, atomic_write_json, atomic_write_parquet
-from workers.serving.state import build_serving_state
+from workers.pipeline.tracked_cards import load_tracked_cards
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,7 @@ def eval_config(settings: PipelineSettings) -> EvalConfig:
         fair_horizon=settings.fair_horizon,
         train_fraction=settings.train_fraction,
         embargo_days=settings.embargo_days,
-        buy_threshold=settings.buy_threshold,
-        sell_threshold=settings.sell_threshold,
+        rule=settings.rule,
         max_train_rows=settings.max_train_rows,
         folds=settings.eval_folds,
         half_life_days=settings.half_life_days or None,
@@ -74,7 +73,7 @@ def validate(settings: PipelineSettings, source: str, day: date, cards_file: Pat
     """Validate the landed table: clean rows to raw/, rejected rows to quarantine/."""
     store = DataStore(settings.data_dir)
     landed = pd.read_parquet(store.landing_path(day, source))
-    known = load_catalog(cards_file).card_ids if cards_file else None
+    known = load_tracked_cards(cards_file).card_ids if cards_file else None
     result = validate_rows(landed, known_cards=known)
     raw = atomic_write_parquet(result.clean, store.raw_path(day, source))
     quarantine = store.write_quarantine(result.quarantined, day, source)
@@ -107,9 +106,9 @@ def train(settings: PipelineSettings, source: str, day: date) -> dict[str, Any]:
     """Fit the candidate on all history (with its guarded fallback) and save it."""
     cfg = eval_config(settings)
     frame = with_targets(_load_features(settings, source), cfg.horizon, cfg.fair_horizon)
-    model = GBMModel(cfg.horizon, cfg.fair_horizon, cfg.max_train_rows, cfg.half_life_days)
+    model = GBMModel(cfg.horizon, cfg.fair_horizon, cfg.max_train_rows, cfg.half_life_days, rule=cfg.rule)
     model.fit(frame)
-    path = registry.save_candidate(model, DataStore(settings.data_dir).candidate_dir(day, source) / "model.pkl")
+    path = gate.save_candidate(model, DataStore(settings.data_dir).candidate_dir(day, source) / "model.pkl")
     return json_safe({"model": str(path), "selection": model.choice})
 
 
@@ -140,7 +139,7 @@ def register(settings: PipelineSettings, source: str, day: date) -> dict[str, An
     from workers.pipeline.plots import evaluation_figures
 
     out_dir = DataStore(settings.data_dir).candidate_dir(day, source)
-    model = registry.load_candidate(out_dir / "model.pkl")
+    model = gate.load_candidate(out_dir / "model.pkl")
     evaluation = json.loads((out_dir / "evaluation.json").read_text(encoding="utf-8"))
     test = pd.read_parquet(out_dir / "test.parquet")
     params = {
@@ -158,9 +157,9 @@ def register(settings: PipelineSettings, source: str, day: date) -> dict[str, An
         "n_train": evaluation.get("n_train"),
         "n_test": evaluation.get("n_test"),
     }
-    figures = evaluation_figures(test, settings.buy_threshold, settings.sell_threshold)
+    figures = evaluation_figures(test, settings.rule)
     state = build_serving_state(_load_features(settings, source), settings.serving_days)
-    decision = registry.register(settings, model, evaluation, test, params, figures, state)
+    decision = gate.register(settings, model, evaluation, test, params, figures, state)
     return json_safe(decision.as_dict())
 
 

@@ -3,12 +3,13 @@
 For every request it publishes one `Reply` on the asking gateway's channel and
 appends one `SignalDecided` per priced card to `pokewatch:signals`, which any
 subscriber can follow (`redis-cli XREAD BLOCK 0 STREAMS pokewatch:signals $`).
-Thresholds: POKEWATCH_BUY_THRESHOLD (default 0.10) and
-POKEWATCH_SELL_THRESHOLD (default 0.15).
+The rule and its thresholds: workers.signals, configured by
+POKEWATCH_BUY_THRESHOLD and POKEWATCH_SELL_THRESHOLD.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
@@ -16,19 +17,22 @@ import numpy as np
 from redis.asyncio.client import Pipeline
 
 from contracts import keys
+from contracts.logs import request_context
 from contracts.messages import ItemError, PriceQuotes, Quote, Reply, SignalDecided
 from workers.serving.runtime import StreamWorker
-from workers.signals import decide, deviation
+from workers.signals import SignalRule, decide, deviation
+
+logger = logging.getLogger(__name__)
 
 
 def decide_quotes(
-    quotes: Sequence[Quote | ItemError], request_id: str, buy: float, sell: float
+    quotes: Sequence[Quote | ItemError], request_id: str, rule: SignalRule
 ) -> list[SignalDecided | ItemError]:
     """Signals for every quote (vectorized), item errors passed through, order kept."""
     priced = [q for q in quotes if isinstance(q, Quote)]
     market = np.array([q.market_price for q in priced], dtype="float64")
     fair = np.array([q.fair_price for q in priced], dtype="float64")
-    signals = decide(market, fair, buy, sell)
+    signals = decide(market, fair, rule)
     devs = deviation(market, fair) * 100
     # Built from validated quotes: construct without re-validating, and give
     # every field (a missing one costs a default-factory inspection per call).
@@ -65,17 +69,20 @@ class DecisionWorker(StreamWorker[PriceQuotes]):
 
     def process(self, messages: Sequence[PriceQuotes], pipe: Pipeline) -> None:
         s = self.settings
+        rule = s.rule
         for quotes in messages:
-            results = decide_quotes(quotes.results, quotes.request_id, s.buy_threshold, s.sell_threshold)
-            # Each result is serialized once: the same JSON goes to the signals
-            # stream and, joined, into the Reply (same shape as Reply.model_dump_json()).
-            parts = [r.model_dump_json() for r in results]
-            pipe.publish(quotes.reply_to, reply_json(quotes.request_id, parts))
-            for result, part in zip(results, parts, strict=True):
-                if isinstance(result, SignalDecided):
-                    pipe.xadd(
-                        keys.SIGNALS_STREAM, {keys.PAYLOAD_FIELD: part}, maxlen=s.signals_maxlen, approximate=True
-                    )
+            with request_context(quotes.request_id):
+                results = decide_quotes(quotes.results, quotes.request_id, rule)
+                # Each result is serialized once: the same JSON goes to the signals
+                # stream and, joined, into the Reply (same shape as Reply.model_dump_json()).
+                parts = [r.model_dump_json() for r in results]
+                pipe.publish(quotes.reply_to, reply_json(quotes.request_id, parts))
+                for result, part in zip(results, parts, strict=True):
+                    if isinstance(result, SignalDecided):
+                        pipe.xadd(
+                            keys.SIGNALS_STREAM, {keys.PAYLOAD_FIELD: part}, maxlen=s.signals_maxlen, approximate=True
+                        )
+                logger.debug("decided %d results, replying on %s", len(results), quotes.reply_to)
 
 
 def reply_json(request_id: str, parts: list[str]) -> str:

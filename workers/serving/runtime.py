@@ -30,13 +30,17 @@ Each worker heartbeats a `Heartbeat` into the `pokewatch:replicas` hash. On
 SIGTERM FastStream stops reading and waits for in-flight handlers (up to
 `graceful_timeout_s`); then the worker removes its heartbeat and, if it holds
 no pending entries, its consumer from the group.
+
+Why one module of ~350 lines: it is the one protocol every worker follows,
+and start-up, reading, acking and shutdown read top to bottom in order here;
+its separable parts are their own modules (entries, probes, shutdown, and
+workers.dead_letters).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -50,22 +54,21 @@ from typing import Any, Generic, TypeVar
 import redis.asyncio as aioredis
 from faststream import AckPolicy, FastStream
 from faststream.redis import RedisBroker, StreamSub
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from redis.asyncio.client import Pipeline
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contracts import keys
+from contracts.connection import RECONNECT, redis_client, retry_options
 from contracts.messages import DeadLetter, Heartbeat
-from contracts.settings import ServingSettings
+from workers import dead_letters
+from workers.config import WorkerSettings
+from workers.serving import probes
+from workers.serving.entries import Entry, decode_entries, keep_raw_entries, sort_entries
+from workers.serving.shutdown import release_consumers
 
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
-Entry = tuple[bytes, dict[bytes, bytes]]
-MAX_DEAD_PAYLOAD = 64 * 1024
 MAX_RESTARTS = 5
 
 
@@ -77,26 +80,6 @@ def replica_name(role: str) -> str:
     return f"{name}-{secrets.token_hex(3)}" if os.getpid() == 1 else name
 
 
-def redis_client(url: str, max_connections: int = 64) -> aioredis.Redis:
-    """A client whose pool waits for a free connection instead of failing under load."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=5, health_check_interval=1, socket_connect_timeout=2
-    )
-    # One immediate retry on a dropped connection, as in the gateway (after a broker restart).
-    return aioredis.Redis(
-        connection_pool=pool, retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError, RedisTimeoutError]
-    )
-
-
-def reason_of(exc: ValidationError) -> str:
-    """A short, readable validation error: `field: message` per problem."""
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "payload"
-        parts.append(f"{loc}: {err.get('msg')}")
-    return "invalid message: " + "; ".join(parts)
-
-
 class StreamWorker(ABC, Generic[M]):
     """Consume one stream in one group; subclasses say what a batch turns into."""
 
@@ -105,7 +88,7 @@ class StreamWorker(ABC, Generic[M]):
     group: str
     message_type: type[M]
 
-    def __init__(self, settings: ServingSettings, replica_id: str | None = None) -> None:
+    def __init__(self, settings: WorkerSettings, replica_id: str | None = None) -> None:
         self.settings = settings
         self.replica_id = replica_id or replica_name(self.role)
         self.redis = redis_client(settings.redis_url)
@@ -148,15 +131,15 @@ class StreamWorker(ABC, Generic[M]):
             s.redis_url,
             graceful_timeout=s.graceful_timeout_s,
             max_connections=32,
+            # FastStream's own lines (received / processed, at DEBUG) go through
+            # the process's one log handler (contracts.logs), in its format.
+            logger=logging.getLogger("faststream.redis"),
             log_level=logging.DEBUG,
-            # After a broker restart pooled sockets are dead: check a connection
-            # idle for a second before use and retry a dropped one once, so
-            # reads resume on the first attempt instead of after a failed one
-            # and FastStream's 5 s back-off.
-            health_check_interval=1,
-            socket_connect_timeout=2,
-            retry=Retry(NoBackoff(), 1),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            # After a broker restart pooled sockets are dead: reads reconnect as
+            # every other client does (contracts.connection), on the first
+            # attempt instead of after a failed one and FastStream's 5 s back-off.
+            **RECONNECT,
+            **retry_options(),
         )
         reader = StreamSub(
             self.stream,
@@ -207,9 +190,7 @@ class StreamWorker(ABC, Generic[M]):
 
     async def _after_startup(self) -> None:
         if self.settings.health_port and self._health_server is None:
-            self._health_server = await asyncio.start_server(
-                self._answer_probe, self.settings.health_host, self.settings.health_port
-            )
+            self._health_server = await probes.serve(self.probe, self.settings.health_host, self.settings.health_port)
         await self.beat()
         self._heartbeat_task = asyncio.create_task(self._heartbeat_loop())
         await self.started()
@@ -222,53 +203,18 @@ class StreamWorker(ABC, Generic[M]):
     async def _cleanup(self) -> None:
         try:
             await self.redis.hdel(keys.REPLICAS_HASH, self.replica_id)
-            mine = {self.replica_id, f"{self.replica_id}:claimer"}
-            block_s = 2 * self.settings.poll_ms / 1000 + 0.05
-            # A read the server was still serving when the subscribers stopped
-            # (a blocked XREADGROUP) can deliver entries to this replica, or
-            # create its consumer again after its deletion. So: let one block
-            # period pass, answer whatever was delivered to us, delete the
-            # consumers, check; up to three times.
-            for _ in range(3):
-                await asyncio.sleep(block_s)
-                drained = await self._drain_own_pending(mine & await self._consumers())
-                if drained:
-                    logger.info("%s: answered %d entries delivered while stopping", self.replica_id, drained)
-                for consumer in mine:
-                    info = await self.redis.xpending_range(self.stream, self.group, "-", "+", 1, consumername=consumer)
-                    if not info:
-                        await self.redis.xgroup_delconsumer(self.stream, self.group, consumer)
-                await asyncio.sleep(block_s)
-                if not (mine & await self._consumers()):
-                    break
+            await release_consumers(
+                self.redis,
+                self.stream,
+                self.group,
+                mine={self.replica_id, f"{self.replica_id}:claimer"},
+                block_s=2 * self.settings.poll_ms / 1000 + 0.05,
+                batch=self.settings.batch_size,
+                handle=self.handle,
+            )
         except aioredis.RedisError as exc:  # the broker may be gone already
             logger.warning("cleanup on shutdown failed: %s", exc)
         await self.redis.aclose()
-
-    async def _consumers(self) -> set[str]:
-        return {c["name"].decode() for c in await self.redis.xinfo_consumers(self.stream, self.group)}
-
-    async def _drain_own_pending(self, consumers: set[str]) -> int:
-        """Handle the entries pending for these existing consumers of this
-        replica (read, never answered). Reading as a consumer that does not
-        exist would create it, so callers pass only existing ones."""
-        handled = 0
-        for consumer in sorted(consumers):
-            seen: set[bytes] = set()
-            while True:
-                reply: list[tuple[bytes, list[Entry]]] = await self.redis.xreadgroup(  # type: ignore[assignment]
-                    self.group, consumer, {self.stream: "0"}, count=self.settings.batch_size
-                )
-                items = [(i, f) for _, entries in reply for i, f in entries if i not in seen]
-                if not items:
-                    break
-                seen.update(i for i, _ in items)
-                gone = [i for i, f in items if not f]  # trimmed from the stream meanwhile
-                if gone:
-                    await self.redis.xack(self.stream, self.group, *gone)
-                await self.handle([(i, f) for i, f in items if f], claimed=True)
-                handled += len(items)
-        return handled
 
     async def run(self) -> None:
         """Run the app; if it stopped by itself (no signal), run it again.
@@ -339,40 +285,11 @@ class StreamWorker(ABC, Generic[M]):
         await self.redis.hset(keys.REPLICAS_HASH, self.replica_id, self.heartbeat().model_dump_json())
         self.last_beat_ok = time.monotonic()
 
-    # ------------------------------------------------------------ probes
     def probe(self, path: str) -> tuple[int, dict[str, Any]]:
-        """Kubernetes probes: `/livez` while the event loop runs; `/readyz` while
-        the worker's last heartbeat reached the broker within 3 periods."""
+        """This replica's answer to a Kubernetes probe (see workers.serving.probes)."""
         age = time.monotonic() - self.last_beat_ok if self.last_beat_ok else None
-        body: dict[str, Any] = {
-            "replica_id": self.replica_id,
-            "role": self.role,
-            "model_version": self.model_version(),
-            "seconds_since_heartbeat": round(age, 2) if age is not None else None,
-        }
-        if path == "/livez":
-            return 200, body
-        if path == "/readyz":
-            ready = age is not None and age <= 3 * self.settings.heartbeat_s
-            return (200 if ready else 503), body
-        return 404, {"error": "not_found", "message": "probes: /livez, /readyz"}
-
-    async def _answer_probe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await asyncio.wait_for(reader.readline(), 2)
-            parts = line.decode("latin-1").split()
-            status, body = self.probe(parts[1] if len(parts) > 1 else "/")
-            payload = json.dumps(body).encode()
-            writer.write(
-                f"HTTP/1.1 {status} {'OK' if status == 200 else 'Not Ready'}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
-                + payload
-            )
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        body = {"replica_id": self.replica_id, "role": self.role, "model_version": self.model_version()}
+        return probes.answer(age, self.settings.heartbeat_s, body, path)
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -387,31 +304,11 @@ class StreamWorker(ABC, Generic[M]):
         if not entries:
             return
         deliveries = await self._deliveries([i for i, _ in entries]) if claimed else {}
-        valid: list[M] = []
-        valid_ids: list[bytes] = []
-        done_ids: list[bytes] = []
-        dead: list[DeadLetter] = []
-        now = time.time()
-        for entry_id, fields in entries:
-            count = deliveries.get(entry_id, 1)
-            if count > self.settings.max_deliveries:
-                dead.append(self._dead(entry_id, fields, f"failed {count - 1} deliveries", count))
-                continue
-            raw = fields.get(keys.PAYLOAD_FIELD.encode())
-            if raw is None:
-                dead.append(self._dead(entry_id, fields, f"missing field {keys.PAYLOAD_FIELD!r}", count))
-                continue
-            try:
-                message = self.message_type.model_validate_json(raw)
-            except ValidationError as exc:
-                dead.append(self._dead(entry_id, fields, reason_of(exc), count))
-                continue
-            if getattr(message, "deadline", now + 1) < now:
-                self.expired += 1
-                done_ids.append(entry_id)
-                continue
-            valid.append(message)
-            valid_ids.append(entry_id)
+        batch = sort_entries(entries, self.message_type, deliveries, self.settings.max_deliveries, time.time())
+        valid, valid_ids = batch.valid, batch.valid_ids
+        self.expired += len(batch.expired_ids)
+        done_ids = list(batch.expired_ids)
+        dead = [self._dead(i, fields, reason, count) for i, fields, reason, count in batch.rejected]
 
         pipe = self.redis.pipeline(transaction=True)
         if valid:
@@ -425,12 +322,7 @@ class StreamWorker(ABC, Generic[M]):
                 pipe = self.redis.pipeline(transaction=True)
                 valid_ids = []
         for letter in dead:
-            pipe.xadd(
-                keys.DEAD_LETTER_STREAM,
-                {keys.PAYLOAD_FIELD: letter.model_dump_json()},
-                maxlen=self.settings.dead_letter_maxlen,
-                approximate=True,
-            )
+            dead_letters.write(pipe, letter, self.settings.dead_letter_maxlen)
             done_ids.append(letter.entry_id.encode())
         ack = valid_ids + done_ids
         if ack:
@@ -439,8 +331,6 @@ class StreamWorker(ABC, Generic[M]):
             await pipe.execute()
         self.processed += len(valid_ids)
         self.dead_lettered += len(dead)
-        for letter in dead:
-            logger.warning("dead-lettered %s %s: %s", self.stream, letter.entry_id, letter.reason)
 
     async def _deliveries(self, ids: list[bytes]) -> dict[bytes, int]:
         """Delivery counts of claimed entries (XAUTOCLAIM has already counted this one)."""
@@ -453,43 +343,18 @@ class StreamWorker(ABC, Generic[M]):
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         """Append one dead letter outside a batch (e.g. a malformed model event)."""
-        await self.redis.xadd(
-            keys.DEAD_LETTER_STREAM,
-            {keys.PAYLOAD_FIELD: letter.model_dump_json()},
-            maxlen=self.settings.dead_letter_maxlen,
-            approximate=True,
-        )
+        await dead_letters.write(self.redis, letter, self.settings.dead_letter_maxlen)
         self.dead_lettered += 1
-        logger.warning("dead-lettered %s %s: %s", letter.source_stream, letter.entry_id, letter.reason)
 
     def _dead(
         self, entry_id: bytes, fields: dict[bytes, bytes], reason: str, deliveries: int, stream: str | None = None
     ) -> DeadLetter:
-        shown = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
-        text = repr(shown) if len(shown) != 1 or keys.PAYLOAD_FIELD not in shown else shown[keys.PAYLOAD_FIELD]
-        return DeadLetter(
-            source_stream=stream or self.stream,
-            entry_id=entry_id.decode(),
-            group=None if stream else self.group,
+        return dead_letters.letter(
+            stream or self.stream,
+            entry_id,
+            fields,
+            reason,
             consumer=self.replica_id,
-            reason=reason,
+            group=None if stream else self.group,
             deliveries=deliveries,
-            payload=text[:MAX_DEAD_PAYLOAD],
         )
-
-
-async def keep_raw_entries(msg: Any, original: Any) -> Any:
-    """Let FastStream build its message object but keep the stream entries untouched.
-
-    PokeWatch entries are plain `payload` fields, not FastStream envelopes; the
-    worker validates them itself so that bad ones reach the dead-letter stream
-    with a precise reason.
-    """
-    parsed = await original({**msg, "data": []})
-    parsed.raw_message = msg
-    return parsed
-
-
-async def decode_entries(msg: Any, original: Any) -> list[Entry]:
-    raw = msg.raw_message
-    return list(zip(raw["message_ids"], raw["data"], strict=True))

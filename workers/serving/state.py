@@ -1,9 +1,9 @@
 """Serving-time card state: what a model replica needs to price any card on any date.
 
-Where it lives. The pipeline's register step logs `serving/state.parquet`
-next to the model in the same MLflow run: for every card, the feature rows
-of its last `serving_days` days (market price, name, set, the model's
-features). A replica loads the champion *and* that state together, so a reply
+Where it lives. The pipeline's register step logs the state next to the
+model in the same MLflow run (workers.pipeline.serving_state): for every
+card, the feature rows of its last `serving_days` days (market price, name,
+set, the model's features). A replica loads the champion *and* that state together, so a reply
 is always computed by one model version on the data that version was trained
 with; nothing else has to be kept in sync.
 
@@ -26,26 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from contracts import history
 from contracts.messages import ItemError, PredictItem, Quote
-from workers.pipeline.features import FEATURE_COLUMNS
 
-STATE_ARTIFACT_DIR = "serving"
-STATE_FILE = "state.parquet"
-INFO_COLUMNS = ["card_id", "card_name", "set_name", "currency", "date", "market_price", "volume"]
-EPOCH = np.datetime64("1970-01-01", "D")
-
-
-def build_serving_state(features: pd.DataFrame, serving_days: int = 400) -> pd.DataFrame:
-    """The last `serving_days` days of every card's feature rows, sorted by card and date."""
-    last = features.groupby("card_id", sort=False)["date"].transform("max")
-    keep = features[features["date"] > last - pd.Timedelta(days=serving_days)]
-    cols = [c for c in INFO_COLUMNS if c in keep.columns] + FEATURE_COLUMNS
-    out = keep[cols].sort_values(["card_id", "date"], kind="mergesort").reset_index(drop=True)
-    return out
-
-
-def _day_number(value: dt.date) -> int:
-    return (value - dt.date(1970, 1, 1)).days
+EPOCH_DAY = np.datetime64(history.EPOCH.isoformat(), "D")
 
 
 @dataclass
@@ -61,7 +45,7 @@ class ServingState:
 
     version: str
     cards: dict[str, tuple[int, int]]  # card_id -> [start, end) rows
-    days: np.ndarray  # int32 days since 1970-01-01
+    days: np.ndarray  # int32 days since history.EPOCH
     market: np.ndarray
     forecast: np.ndarray
     fair: np.ndarray
@@ -95,7 +79,7 @@ class ServingState:
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if n else np.array([], int)
         ends = np.r_[starts[1:], n] if n else starts
         cards = {str(uniques[codes[s]]): (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
-        days = (state["date"].to_numpy().astype("datetime64[D]") - EPOCH).astype("int32")
+        days = (state["date"].to_numpy().astype("datetime64[D]") - EPOCH_DAY).astype("int32")
 
         def first(col: str) -> list[str | None]:
             if col not in state.columns:
@@ -120,21 +104,21 @@ class ServingState:
         start, end = span
         if day is None:
             return end - 1
-        n = _day_number(day)
+        n = history.day_number(day)
         first, last = int(self.days[start]), int(self.days[end - 1])
         if n > last:
             return ItemError(
                 card_id=card_id,
                 date=day,
                 status=404,
-                error=f"no price for {card_id!r} on {day}: latest known price is on {_date(last)}",
+                error=f"no price for {card_id!r} on {day}: latest known price is on {history.date_of(last)}",
             )
         if n < first:
             return ItemError(
                 card_id=card_id,
                 date=day,
                 status=404,
-                error=f"no price for {card_id!r} on {day}: served history starts on {_date(first)}",
+                error=f"no price for {card_id!r} on {day}: served history starts on {history.date_of(first)}",
             )
         return start + int(np.searchsorted(self.days[start:end], n, side="right")) - 1
 
@@ -152,7 +136,7 @@ class ServingState:
                     kind="quote",
                     card_id=item.card_id,
                     card_name=self.info[item.card_id][0],
-                    date=_date(int(self.days[row])),
+                    date=history.date_of(int(self.days[row])),
                     market_price=round(float(self.market[row]), 4),
                     forecast_price=round(float(self.forecast[row]), 4),
                     fair_price=round(float(self.fair[row]), 4),
@@ -168,13 +152,13 @@ class ServingState:
     def catalog(self) -> tuple[dict[str, bytes], dict[str, bytes]]:
         """Per-card summary and price history as JSON, for the gateway's browsing endpoints.
 
-        History is columnar: `{"days": [days since 1970-01-01], "price": [...], "volume": [... or null]}`;
+        History is columnar: `{"days": [days since history.EPOCH], "price": [...], "volume": [... or null]}`;
         `contracts.history.history_points` turns it into the API's points.
         """
         import orjson
 
         summary: dict[str, bytes] = {}
-        history: dict[str, bytes] = {}
+        histories: dict[str, bytes] = {}
         volume = self.volume
         for card_id, (start, end) in self.cards.items():
             name, set_name, currency = self.info[card_id]
@@ -184,19 +168,15 @@ class ServingState:
                     "card_name": name,
                     "set_name": set_name,
                     "currency": currency,
-                    "first_date": _date(int(self.days[start])).isoformat(),
-                    "last_date": _date(int(self.days[end - 1])).isoformat(),
+                    "first_date": history.date_of(int(self.days[start])).isoformat(),
+                    "last_date": history.date_of(int(self.days[end - 1])).isoformat(),
                     "last_price": round(float(self.market[end - 1]), 4),
                     "observations": end - start,
                 }
             )
             # Columnar (day numbers, prices, volumes; NaN -> null): no Python object per point.
-            history[card_id] = orjson.dumps(
+            histories[card_id] = orjson.dumps(
                 {"days": self.days[start:end], "price": self.market[start:end], "volume": volume[start:end]},
                 option=orjson.OPT_SERIALIZE_NUMPY,
             )
-        return summary, history
-
-
-def _date(day_number: int) -> dt.date:
-    return dt.date(1970, 1, 1) + dt.timedelta(days=day_number)
+        return summary, histories

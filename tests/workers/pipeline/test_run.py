@@ -8,7 +8,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from workers.pipeline import registry, run
+from workers import registry
+from workers.pipeline import register as gate
+from workers.pipeline import run
 from workers.pipeline.storage import DataStore
 
 pytestmark = pytest.mark.slow
@@ -20,7 +22,7 @@ def test_demo_run_promotes_then_second_run_does_not(settings):
     assert first["steps"]["register"]["promoted"] is True
     assert registry.champion_version(settings) == first["steps"]["register"]["version"]
     # The champion loads back from the registry and predicts.
-    model = registry.load_version(settings, first["steps"]["register"]["version"])
+    model = registry.load_model(settings, first["steps"]["register"]["version"])
     test = pd.read_parquet(DataStore(settings.data_dir).candidate_dir(DAY, "demo") / "test.parquet")
     assert len(model.predict(test.head(10)).ret) == 10
 
@@ -85,10 +87,10 @@ def test_train_beside_evaluate_gives_the_model_train_alone_gives(settings, monke
     assert together["steps"]["train"]["beside_evaluate"] is True
     store = DataStore(settings.data_dir)
     test = pd.read_parquet(store.candidate_dir(DAY, "demo") / "test.parquet")
-    beside = registry.load_candidate(store.candidate_dir(DAY, "demo") / "model.pkl").predict(test)
+    beside = gate.load_candidate(store.candidate_dir(DAY, "demo") / "model.pkl").predict(test)
 
     alone = run.train(settings, "demo", DAY)  # the step on its own, as Airflow runs it
     assert "beside_evaluate" not in alone
-    again = registry.load_candidate(store.candidate_dir(DAY, "demo") / "model.pkl").predict(test)
+    again = gate.load_candidate(store.candidate_dir(DAY, "demo") / "model.pkl").predict(test)
     for field in ("ret", "low", "high", "fair"):
         assert (getattr(beside, field) == getattr(again, field)).all(), field

@@ -7,6 +7,7 @@ import pytest
 from contracts.messages import ItemError, Quote, SignalDecided
 from tests.factories import make_quote
 from workers.serving.decision_worker import decide_quotes
+from workers.signals import SignalRule
 
 
 def _quote(card: str, market: float, fair: float) -> Quote:
@@ -20,7 +21,7 @@ def test_signals_follow_the_thresholds_and_keep_item_order() -> None:
         _quote("hold", 114, 100),
         _quote("sell", 115, 100),  # exactly 15% over fair
     ]
-    out = decide_quotes(quotes, "req-1", buy=0.10, sell=0.15)
+    out = decide_quotes(quotes, "req-1", SignalRule(buy=0.10, sell=0.15))
     assert [r.card_id for r in out] == ["buy", "gone", "hold", "sell"]
     decided = [r for r in out if isinstance(r, SignalDecided)]
     assert [r.signal for r in decided] == ["BUY", "HOLD", "SELL"]
@@ -30,15 +31,15 @@ def test_signals_follow_the_thresholds_and_keep_item_order() -> None:
 
 
 def test_thresholds_are_configurable() -> None:
-    (strict,) = decide_quotes([_quote("c", 95, 100)], "r", buy=0.05, sell=0.15)
-    (loose,) = decide_quotes([_quote("c", 95, 100)], "r", buy=0.10, sell=0.15)
+    (strict,) = decide_quotes([_quote("c", 95, 100)], "r", SignalRule(buy=0.05, sell=0.15))
+    (loose,) = decide_quotes([_quote("c", 95, 100)], "r", SignalRule(buy=0.10, sell=0.15))
     assert isinstance(strict, SignalDecided) and isinstance(loose, SignalDecided)
     assert (strict.signal, loose.signal) == ("BUY", "HOLD")
 
 
 def test_only_errors_gives_only_errors() -> None:
     err = ItemError(card_id="x", status=404, error="unknown card 'x'")
-    assert decide_quotes([err], "r", 0.1, 0.15) == [err]
+    assert decide_quotes([err], "r", SignalRule(0.1, 0.15)) == [err]
 
 
 def test_reply_json_is_the_reply_document_of_the_serialized_results() -> None:
@@ -46,7 +47,9 @@ def test_reply_json_is_the_reply_document_of_the_serialized_results() -> None:
     from workers.serving.decision_worker import reply_json
 
     results = decide_quotes(
-        [_quote("a", 80, 100), ItemError(card_id="b", status=404, error="unknown card 'b'")], "req-9", 0.1, 0.15
+        [_quote("a", 80, 100), ItemError(card_id="b", status=404, error="unknown card 'b'")],
+        "req-9",
+        SignalRule(0.1, 0.15),
     )
     text = reply_json("req-9", [r.model_dump_json() for r in results])
     assert Reply.model_validate_json(text) == Reply(request_id="req-9", results=results)

@@ -10,11 +10,11 @@ import redis.asyncio as aioredis
 
 from contracts import keys
 from contracts.messages import ModelPublished
-from contracts.settings import ServingSettings
-from workers.config import PipelineSettings
+from workers.config import WorkerSettings
+from workers.model_events import is_newer
 from workers.pipeline.models import NaiveModel
-from workers.serving.events import is_newer
-from workers.serving.model_worker import ModelWorker, smoke_test
+from workers.serving.model_worker import ModelWorker
+from workers.serving.reload import smoke_test
 from workers.serving.state import ServingState
 
 
@@ -32,8 +32,8 @@ async def worker(redis_server, tmp_path, monkeypatch):
     url = redis_server.url.rsplit("/", 1)[0] + "/5"
     client = aioredis.Redis.from_url(url)
     await client.flushdb()
-    w = ModelWorker(ServingSettings(redis_url=url), PipelineSettings(data_dir=tmp_path / "data"), "model-t")
-    w.state = ServingState.build("3", _tiny_state(), NaiveModel())
+    w = ModelWorker(WorkerSettings(redis_url=url, data_dir=tmp_path / "data"), "model-t")
+    w.reloader.state = ServingState.build("3", _tiny_state(), NaiveModel())
     yield w
     await client.flushdb()
     await client.aclose()
@@ -43,8 +43,8 @@ async def worker(redis_server, tmp_path, monkeypatch):
 def _tiny_state():
 
     from workers.pipeline.features import build_features
+    from workers.pipeline.serving_state import build_serving_state
     from workers.pipeline.sources.demo import generate
-    from workers.serving.state import build_serving_state
 
     return build_serving_state(build_features(generate(n_cards=3, n_days=30, seed=1)))
 
@@ -56,16 +56,16 @@ def _event(version: str, **kw) -> ModelPublished:
 
 
 async def test_older_same_and_foreign_versions_are_ignored(worker: ModelWorker) -> None:
-    worker.on_published(_event("2"))
-    worker.on_published(_event("3"))
-    worker.on_published(ModelPublished(model_name="other", version="9", model_uri="models:/other/9"))
-    assert worker._reloader is None and worker.model_version() == "3"
+    worker.reloader.on_published(_event("2"))
+    worker.reloader.on_published(_event("3"))
+    worker.reloader.on_published(ModelPublished(model_name="other", version="9", model_uri="models:/other/9"))
+    assert worker.reloader._task is None and worker.model_version() == "3"
 
 
 async def test_a_version_that_cannot_load_leaves_the_old_one_serving(worker: ModelWorker) -> None:
-    worker.on_published(_event("4"))
-    assert worker._reloader is not None
-    await asyncio.wait_for(worker._reloader, 60)
+    worker.reloader.on_published(_event("4"))
+    assert worker.reloader._task is not None
+    await asyncio.wait_for(worker.reloader._task, 60)
     assert worker.model_version() == "3"
     assert worker.last_error and "loading version 4 failed" in worker.last_error
     events = [json.loads(f[b"payload"]) for _, f in await worker.redis.xrange(keys.MODEL_EVENTS_STREAM)]
@@ -75,9 +75,9 @@ async def test_a_version_that_cannot_load_leaves_the_old_one_serving(worker: Mod
 
 
 async def test_a_rollback_event_may_go_back_a_version(worker: ModelWorker) -> None:
-    worker.on_published(_event("2", rollback=True))
-    assert worker._reloader is not None  # scheduled: the load itself fails here (no registry)
-    await asyncio.wait_for(worker._reloader, 60)
+    worker.reloader.on_published(_event("2", rollback=True))
+    assert worker.reloader._task is not None  # scheduled: the load itself fails here (no registry)
+    await asyncio.wait_for(worker.reloader._task, 60)
     assert worker.model_version() == "3"
 
 

@@ -11,9 +11,11 @@ import redis.asyncio as aioredis
 
 from contracts import keys
 from contracts.messages import PriceQuotes, Reply
-from contracts.settings import ServingSettings
 from tests.factories import make_quote
+from workers.config import WorkerSettings
 from workers.serving.decision_worker import DecisionWorker
+from workers.serving.shutdown import consumers as consumers_of
+from workers.serving.shutdown import drain_own_pending
 
 CONSUMER = "decision-test"
 
@@ -24,7 +26,7 @@ async def worker(redis_server):
     client = aioredis.Redis.from_url(url)
     await client.flushdb()
     await keys.ensure_groups(client)
-    w = DecisionWorker(ServingSettings(redis_url=url, max_deliveries=3), CONSUMER)
+    w = DecisionWorker(WorkerSettings(redis_url=url, max_deliveries=3), CONSUMER)
     yield w
     await client.flushdb()
     await client.aclose()
@@ -155,7 +157,9 @@ async def test_entries_delivered_while_stopping_are_answered_before_the_consumer
     delivered = await _read(worker)  # delivered to this consumer, never handled
     assert len(delivered) == 3
     mine = {CONSUMER, f"{CONSUMER}:claimer"}
-    assert await worker._drain_own_pending(mine & await worker._consumers()) == 3
+    existing = mine & await consumers_of(worker.redis, worker.stream, worker.group)
+    drained = await drain_own_pending(worker.redis, worker.stream, worker.group, existing, 64, worker.handle)
+    assert drained == 3
     assert (await worker.redis.xpending(worker.stream, worker.group))["pending"] == 0
     assert worker.processed == 3 and await worker.redis.xlen(keys.SIGNALS_STREAM) == 3
     consumers = {c["name"].decode() for c in await worker.redis.xinfo_consumers(worker.stream, worker.group)}

@@ -11,8 +11,9 @@ import pytest
 from contracts.messages import ItemError, PredictItem, Quote
 from workers.pipeline.features import build_features
 from workers.pipeline.models import RollingMeanModel
+from workers.pipeline.serving_state import build_serving_state
 from workers.pipeline.sources.demo import generate
-from workers.serving.state import ServingState, build_serving_state
+from workers.serving.state import ServingState
 
 END = dt.date(2026, 1, 31)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from workers.config import PipelineSettings
-from workers.pipeline.catalog import load_catalog
 from workers.pipeline.sources.base import PriceSource, SourceError
 from workers.pipeline.sources.demo import DemoSource
 from workers.pipeline.sources.file import FileSource
 from workers.pipeline.sources.pokemonpricetracker import PokemonPriceTrackerSource
+from workers.pipeline.tracked_cards import load_tracked_cards
 
 SOURCES = ("demo", "file", "pokemonpricetracker")
 
@@ -32,7 +32,7 @@ def make_source(name: str, settings: PipelineSettings, input_path: Path | None =
         key = settings.pokemonpricetracker_api_key
         return PokemonPriceTrackerSource(
             key.get_secret_value() if key else None,
-            load_catalog(settings.cards_file),
+            load_tracked_cards(settings.cards_file),
             base_url=settings.pokemonpricetracker_base_url,
             days=settings.pokemonpricetracker_days,
         )

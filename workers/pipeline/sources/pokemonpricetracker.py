@@ -29,8 +29,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from workers.pipeline.catalog import Catalog
 from workers.pipeline.sources.base import SourceError
+from workers.pipeline.tracked_cards import TrackedCards
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +61,14 @@ def _wait(state: RetryCallState) -> float:
 
 
 class PokemonPriceTrackerSource:
-    """Collects the tracked sets and cards of a Catalog with their histories."""
+    """Collects the sets and cards of cards.yaml (TrackedCards) with their histories."""
 
     name = SOURCE_NAME
 
     def __init__(
         self,
         api_key: str | None,
-        catalog: Catalog,
+        tracked: TrackedCards,
         base_url: str = DEFAULT_BASE_URL,
         days: int = 90,
         timeout: float = 15.0,
@@ -78,7 +78,7 @@ class PokemonPriceTrackerSource:
     ) -> None:
         if not api_key:
             raise SourceAuthError("no API key: set POKEMONPRICETRACKER_API_KEY (or use --source demo / --source file)")
-        self.catalog = catalog
+        self.tracked = tracked
         self.days = days
         self.page_size = page_size
         self.attempts = attempts
@@ -95,10 +95,10 @@ class PokemonPriceTrackerSource:
     def fetch(self, as_of: date) -> pd.DataFrame:
         rows: list[dict[str, Any]] = []
         try:
-            for set_id in self.catalog.sets:
+            for set_id in self.tracked.sets:
                 for card in self._paged({"set": set_id}):
                     rows.extend(_history_rows(card))
-            for tracked in self.catalog.cards:
+            for tracked in self.tracked.cards:
                 for card in self._paged({"cardId": tracked.card_id}):
                     rows.extend(_history_rows(card))
         finally:

@@ -10,7 +10,6 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from workers.pipeline.catalog import Catalog, TrackedCard
 from workers.pipeline.schema import validate
 from workers.pipeline.sources.base import SourceError
 from workers.pipeline.sources.pokemonpricetracker import (
@@ -18,6 +17,7 @@ from workers.pipeline.sources.pokemonpricetracker import (
     SourceAuthError,
     SourceNotFoundError,
 )
+from workers.pipeline.tracked_cards import TrackedCard, TrackedCards
 
 KEY = "test-key-placeholder"
 
@@ -87,8 +87,8 @@ def api():
     server.server_close()
 
 
-def _source(api, catalog, key=KEY, attempts=4):
-    return PokemonPriceTrackerSource(key, catalog, base_url=api.url, attempts=attempts, timeout=5)
+def _source(api, tracked, key=KEY, attempts=4):
+    return PokemonPriceTrackerSource(key, tracked, base_url=api.url, attempts=attempts, timeout=5)
 
 
 def test_pages_of_a_set_and_single_cards(api):
@@ -97,8 +97,8 @@ def test_pages_of_a_set_and_single_cards(api):
     ]
     api.script["sv3pt5@2"] = [(200, {}, {"data": [_card("sv3pt5-3", nested=True)], "metadata": {"hasMore": False}})]
     api.script["base1-4@0"] = [(200, {}, {"data": [_card("base1-4")], "metadata": {"hasMore": False}})]
-    catalog = Catalog(sets=("sv3pt5",), cards=(TrackedCard("base1-4"),))
-    df = _source(api, catalog).fetch(date(2026, 11, 3))
+    tracked = TrackedCards(sets=("sv3pt5",), cards=(TrackedCard("base1-4"),))
+    df = _source(api, tracked).fetch(date(2026, 11, 3))
     assert sorted(df["card_id"].unique()) == ["base1-4", "sv3pt5-1", "sv3pt5-2", "sv3pt5-3"]
     assert len(df) == 8
     assert all(r["auth"] == f"Bearer {KEY}" for r in api.requests)
@@ -110,7 +110,7 @@ def test_pages_of_a_set_and_single_cards(api):
 def test_retries_429_and_5xx_then_succeeds(api):
     ok = (200, {}, {"data": [_card("x-1")], "metadata": {"hasMore": False}})
     api.script["x@0"] = [(429, {"Retry-After": "0"}, {}), (503, {}, {}), (500, {}, {}), ok]
-    df = _source(api, Catalog(sets=("x",))).fetch(date.today())
+    df = _source(api, TrackedCards(sets=("x",))).fetch(date.today())
     assert len(df) == 2
     assert len(api.requests) == 4
 
@@ -118,21 +118,21 @@ def test_retries_429_and_5xx_then_succeeds(api):
 def test_gives_up_after_persistent_5xx(api):
     api.script["x@0"] = [(502, {}, {})] * 10
     with pytest.raises(SourceError, match="gave up after 3 attempts"):
-        _source(api, Catalog(sets=("x",)), attempts=3).fetch(date.today())
+        _source(api, TrackedCards(sets=("x",)), attempts=3).fetch(date.today())
     assert len(api.requests) == 3
 
 
 def test_401_is_a_clear_auth_error_without_retry(api):
     with pytest.raises(SourceAuthError, match="POKEMONPRICETRACKER_API_KEY"):
-        _source(api, Catalog(sets=("x",)), key="wrong").fetch(date.today())
+        _source(api, TrackedCards(sets=("x",)), key="wrong").fetch(date.today())
     assert len(api.requests) == 1
 
 
 def test_404_names_the_missing_set(api):
     with pytest.raises(SourceNotFoundError, match="nope"):
-        _source(api, Catalog(sets=("nope",))).fetch(date.today())
+        _source(api, TrackedCards(sets=("nope",))).fetch(date.today())
 
 
 def test_missing_key_fails_before_any_request():
     with pytest.raises(SourceAuthError, match="no API key"):
-        PokemonPriceTrackerSource(None, Catalog())
+        PokemonPriceTrackerSource(None, TrackedCards())

@@ -1,6 +1,6 @@
 """`pokewatch up`: the whole local stack as child processes of one command.
 
-Broker: REDIS_URL if set, else an embedded server (workers.serving.embedded)
+Broker: REDIS_URL if set, else an embedded server (workers.local.embedded)
 with its data in `<data dir>/redis`. Then the gateway (uvicorn), N model
 replicas and one decision worker, each a separate process logging to
 `<data dir>/logs/<name>.log`. `stop()` sends SIGTERM to every child (workers
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from workers.serving.embedded import EmbeddedRedis, free_port, port_is_free
+from workers.local.embedded import EmbeddedRedis, free_port, port_is_free
 
 
 @dataclass
@@ -92,11 +92,7 @@ class LocalStack:
         return self.spawn(name, args, self._role_env("decision"))
 
     def spawn_gateway(self, name: str = "gateway", port: int | None = None, env: dict[str, str] | None = None) -> Child:
-        args = [
-            sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
-            "--host", self.host, "--port", str(port or self.port),
-            "--no-access-log", "--timeout-graceful-shutdown", "10",
-        ]  # fmt: skip
+        args = [sys.executable, "-m", "gateway", "--host", self.host, "--port", str(port or self.port)]
         return self.spawn(name, args, {**self._role_env("gateway"), **(env or {})})
 
     def start(self, timeout: float = 120.0) -> LocalStack:

@@ -1,4 +1,7 @@
-"""The tracked-cards config (cards.yaml): which sets and cards PokeWatch follows."""
+"""The tracked-cards config (cards.yaml): which sets and cards PokeWatch follows.
+
+(The served card list the gateway browses is the *catalog*: workers.serving.catalog.)
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 import yaml
 
 
-class CatalogError(Exception):
+class TrackedCardsError(Exception):
     """cards.yaml is missing or malformed."""
 
 
@@ -20,7 +23,7 @@ class TrackedCard:
 
 
 @dataclass(frozen=True)
-class Catalog:
+class TrackedCards:
     """Tracked sets (every card of the set) and individually tracked cards."""
 
     sets: tuple[str, ...] = ()
@@ -31,34 +34,34 @@ class Catalog:
         return {c.card_id for c in self.cards}
 
 
-def load_catalog(path: Path | str) -> Catalog:
+def load_tracked_cards(path: Path | str) -> TrackedCards:
     """Read cards.yaml.
 
     Args:
         path: the YAML file; see the repository's cards.yaml for the format.
 
     Returns:
-        The catalog.
+        The tracked sets and cards.
 
     Raises:
-        CatalogError: the file is missing or does not have the expected shape.
+        TrackedCardsError: the file is missing or does not have the expected shape.
     """
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as exc:
-        raise CatalogError(f"tracked-cards file not found: {path}") from exc
+        raise TrackedCardsError(f"tracked-cards file not found: {path}") from exc
     except yaml.YAMLError as exc:
-        raise CatalogError(f"{path} is not valid YAML: {exc}") from exc
+        raise TrackedCardsError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(doc, dict):
-        raise CatalogError(f"{path}: expected a mapping with 'sets' and/or 'cards'")
+        raise TrackedCardsError(f"{path}: expected a mapping with 'sets' and/or 'cards'")
     sets = doc.get("sets") or []
     cards = doc.get("cards") or []
     if not isinstance(sets, list) or not isinstance(cards, list):
-        raise CatalogError(f"{path}: 'sets' and 'cards' must be lists")
+        raise TrackedCardsError(f"{path}: 'sets' and 'cards' must be lists")
     tracked = []
     for i, entry in enumerate(cards):
         if not isinstance(entry, dict) or not entry.get("card_id"):
-            raise CatalogError(f"{path}: cards[{i}] needs a card_id")
+            raise TrackedCardsError(f"{path}: cards[{i}] needs a card_id")
         tracked.append(TrackedCard(str(entry["card_id"]), str(entry.get("name", "")), str(entry.get("set", ""))))
-    return Catalog(tuple(str(s) for s in sets), tuple(tracked))
+    return TrackedCards(tuple(str(s) for s in sets), tuple(tracked))

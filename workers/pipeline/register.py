@@ -1,4 +1,4 @@
-"""MLflow registry: log a candidate, gate it against the champion, promote.
+"""The register step: log a candidate to MLflow, gate it against the champion, promote.
 
 Gate. The candidate's walk-forward MAPE is compared on the same evaluation
 window with (a) the naive baseline and (b) the current champion, re-scored on
@@ -24,58 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workers import registry
 from workers.config import PipelineSettings
 from workers.pipeline.metrics import mape_of_returns
 
 logger = logging.getLogger(__name__)
-
-CHAMPION = "champion"
-
-# Explicit requirements make log_model ~3x faster (no environment inference).
-PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy", "pyarrow"]
-
-
-def _mlflow() -> Any:
-    import mlflow  # slow to import (~2 s): only when the registry is used
-
-    return mlflow
-
-
-def configure(settings: PipelineSettings) -> str:
-    """Point MLflow at the tracking URI and ensure the experiment exists.
-
-    Returns:
-        The experiment id.
-    """
-    mlflow = _mlflow()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    exp = mlflow.get_experiment_by_name(settings.experiment_name)
-    if exp is not None:
-        return str(exp.experiment_id)
-    return str(mlflow.create_experiment(settings.experiment_name, artifact_location=settings.artifact_root.as_uri()))
-
-
-class PriceModelPyfunc:
-    """MLflow pyfunc wrapper: features in, log-ratio forecasts out."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        fc = self.model.predict(model_input)
-        return pd.DataFrame({"ret": fc.ret, "low": fc.low, "high": fc.high, "fair": fc.fair})
-
-
-def _pyfunc_class() -> type:
-    mlflow = _mlflow()
-
-    class _Wrapper(PriceModelPyfunc, mlflow.pyfunc.PythonModel):  # type: ignore[misc, name-defined]
-        pass
-
-    _Wrapper.__name__ = "PriceModelPyfunc"
-    _Wrapper.__qualname__ = "PriceModelPyfunc"
-    return _Wrapper
 
 
 @dataclass
@@ -90,22 +43,6 @@ class GateDecision:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def champion_version(settings: PipelineSettings) -> str | None:
-    mlflow = _mlflow()
-    client = mlflow.MlflowClient()
-    try:
-        return str(client.get_model_version_by_alias(settings.model_name, CHAMPION).version)
-    except mlflow.exceptions.MlflowException:
-        return None
-
-
-def load_version(settings: PipelineSettings, version: str) -> Any:
-    """Load a registered version's PokeWatch model object (not the pyfunc shell)."""
-    mlflow = _mlflow()
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
-    return pyfunc.unwrap_python_model().model
 
 
 def decide_gate(candidate: float, naive: float, champion: float | None) -> tuple[bool, str]:
@@ -138,19 +75,19 @@ def register(
         params: run parameters to log.
         figures: name -> matplotlib figure.
         serving_state: per-card feature rows the serving replicas price from
-            (see workers.serving.state); logged next to the model.
+            (see workers.pipeline.serving_state); logged next to the model.
 
     Returns:
         The gate decision, also stored as tags on the version.
     """
-    mlflow = _mlflow()
-    experiment_id = configure(settings)
+    mlflow = registry.mlflow()
+    experiment_id = registry.configure(settings)
     client = mlflow.MlflowClient()
-    current = champion_version(settings)
+    current = registry.champion_version(settings)
     champion_mape = None
     if current is not None:
         try:
-            champion = load_version(settings, current)
+            champion = registry.load_model(settings, current)
             champion_mape = 100 * mape_of_returns(champion.predict(test).ret, test["target"].to_numpy())
         except Exception:  # an unloadable champion must not block a good candidate
             logger.exception("could not re-score champion version %s; treating it as absent", current)
@@ -168,11 +105,11 @@ def register(
         for fname, fig in figures.items():
             mlflow.log_figure(fig, f"plots/{fname}.png")
         if serving_state is not None:
-            _log_serving_state(mlflow, serving_state)
+            registry.log_serving_state(serving_state)
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=_pyfunc_class()(model),
-            pip_requirements=PIP_REQUIREMENTS,
+            python_model=registry.pyfunc_of(model),
+            pip_requirements=registry.PIP_REQUIREMENTS,
             registered_model_name=settings.model_name,
         )
         version = str(info.registered_model_version)
@@ -182,22 +119,11 @@ def register(
         client.set_model_version_tag(settings.model_name, version, f"gate.{key}", str(value))
     client.set_model_version_tag(settings.model_name, version, "run_id", run.info.run_id)
     if promoted:
-        client.set_registered_model_alias(settings.model_name, CHAMPION, version)
-        logger.info("version %s promoted to %s: %s", version, CHAMPION, reason)
+        registry.set_champion(settings, version)
+        logger.info("version %s promoted to %s: %s", version, registry.CHAMPION, reason)
     else:
         logger.info("version %s registered, not promoted: %s", version, reason)
     return decision
-
-
-def _log_serving_state(mlflow: Any, state: pd.DataFrame) -> None:
-    import tempfile
-
-    from workers.serving.state import STATE_ARTIFACT_DIR, STATE_FILE
-
-    with tempfile.TemporaryDirectory(prefix="pokewatch-state-") as tmp:
-        path = Path(tmp) / STATE_FILE
-        state.to_parquet(path, index=False)
-        mlflow.log_artifact(str(path), artifact_path=STATE_ARTIFACT_DIR)
 
 
 def save_candidate(model: Any, path: Path) -> Path:

@@ -1,32 +1,10 @@
-"""Price models: two baselines and the gradient-boosted fair-price model.
-
-Every model answers the same question for a batch of forecast origins (rows of
-the feature table): the forecast log-return at horizon h with an 80% interval,
-and the fair price as a log ratio to today's market price.
-
-Fair price. A next-step forecast almost never sits 10-15% away from the market,
-so it cannot drive BUY/SELL. PokeWatch's fair price is a *value level*, from
-one of two candidates chosen on a held-out slice of the training window:
-
-- `gbm`: the expected mean of the card's next `fair_horizon` prices (8 by
-  default), forecast by a squared-error GBM. The mean (not the median) is the
-  point: after a thin-volume spike the typical next print is unchanged, but
-  the expected level is well below the spike;
-- `reversion`: for a card that trades (its price moved on at least half of
-  its last 10 observations) the mean of its last 3 prices, else the market.
-
-A candidate qualifies when at least MIN_VALIDATION_SIGNALS signals fire on
-the held-out dates and, on average, the next h-step move goes their way; the
-qualifying one with the larger mean move per signal ships (a trader pays a fee
-on every trade, so the edge per signal is what counts). If neither qualifies,
-fair is the market and the signal is HOLD.
-"""
+"""The gradient-boosted candidate: forecast, interval and fair level, with a guarded fallback."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,90 +12,17 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from workers.pipeline.features import FEATURE_COLUMNS
 from workers.pipeline.metrics import ape_of_returns, card_bootstrap_improvement, mape_of_returns
-from workers.signals import DEFAULT_BUY_THRESHOLD, DEFAULT_SELL_THRESHOLD
+from workers.pipeline.models.base import INTERVAL, Forecast
+from workers.pipeline.models.fair import FAIR_PARAMS, choose_fair, reversion_fair
+from workers.signals import DEFAULT_RULE, SignalRule
 
 logger = logging.getLogger(__name__)
 
-INTERVAL = (0.10, 0.90)
 MIN_VALIDATION_PERIODS = 4
-MIN_VALIDATION_SIGNALS = 20
 # The model considers the most recent MODEL_WINDOW_FACTOR * max_train_rows
 # rows: the validation slice comes from their latest dates, and the fits use
 # the most recent max_train_rows of them.
 MODEL_WINDOW_FACTOR = 2
-
-
-@dataclass
-class Forecast:
-    """Per-row model outputs, all as log ratios to the current market price."""
-
-    ret: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
-    fair: np.ndarray
-
-
-class PriceModel(Protocol):
-    name: str
-    horizon: int
-
-    def fit(self, train: pd.DataFrame) -> PriceModel: ...
-
-    def predict(self, frame: pd.DataFrame) -> Forecast: ...
-
-
-def _residual_band(residuals: pd.Series) -> tuple[float, float]:
-    values = residuals.dropna().to_numpy()
-    if values.size == 0:
-        return 0.0, 0.0
-    low, high = np.quantile(values, INTERVAL)
-    return float(low), float(high)
-
-
-class _BaselineModel:
-    """A rule-based forecast whose interval is the spread of its past errors."""
-
-    name: str
-    horizon: int
-    band: tuple[float, float]
-
-    def _ret(self, frame: pd.DataFrame) -> np.ndarray:
-        raise NotImplementedError
-
-    def fit(self, train: pd.DataFrame) -> _BaselineModel:
-        self.band = _residual_band(train["target"] - self._ret(train))
-        return self
-
-    def predict(self, frame: pd.DataFrame) -> Forecast:
-        ret = self._ret(frame)
-        return Forecast(ret, ret + self.band[0], ret + self.band[1], self._fair(ret))
-
-    def _fair(self, ret: np.ndarray) -> np.ndarray:
-        return ret.copy()
-
-
-@dataclass
-class NaiveModel(_BaselineModel):
-    """Next price = last price; fair = market, so it never signals."""
-
-    horizon: int = 1
-    name: str = "naive"
-    band: tuple[float, float] = (0.0, 0.0)
-
-    def _ret(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.zeros(len(frame))
-
-
-@dataclass
-class RollingMeanModel(_BaselineModel):
-    """The original rule: forecast and fair price are the mean of the last 3 prices."""
-
-    horizon: int = 1
-    name: str = "rolling_mean_3"
-    band: tuple[float, float] = (0.0, 0.0)
-
-    def _ret(self, frame: pd.DataFrame) -> np.ndarray:
-        return frame["mean_rel_3"].to_numpy(dtype="float64")
 
 
 def _gbm(loss: str, **kw: Any) -> HistGradientBoostingRegressor:
@@ -256,6 +161,8 @@ class GBMModel:
     # a reprint), and a rolling backtest on the weekly feed gains most with
     # weights that halve every five weeks.
     half_life_days: float | None = 35.0
+    # The BUY/SELL rule the fair candidate is chosen for: the one evaluation and serving use.
+    rule: SignalRule = DEFAULT_RULE
     name: str = "model"
     choice: dict[str, Any] = field(default_factory=dict)
     drift: float = 0.0
@@ -338,17 +245,10 @@ class GBMModel:
         }
         lvl_sub = sub[sub["level_date"] < cut]
         if len(lvl_sub) >= 500:
-            edges = {
-                "gbm": _signal_edge(_Fitted.fit(lvl_sub, "level", "squared_error", **FAIR_PARAMS).predict(val), yv),
-                "reversion": _signal_edge(reversion_fair(val), yv),
-            }
-            choice["validation_signal_edge"] = edges
-            # The fair price exists to drive signals: a candidate qualifies when
-            # enough signals fire on unseen dates and they point the right way
-            # on average; the one with the larger mean edge ships.
-            passing = {k: e for k, e in edges.items() if e["n"] >= MIN_VALIDATION_SIGNALS and e["mean_edge"] > 0}
-            if passing:
-                choice["fair"] = max(passing, key=lambda k: passing[k]["mean_edge"])
+            level = _Fitted.fit(lvl_sub, "level", "squared_error", **FAIR_PARAMS).predict(val)
+            choice["fair"], choice["validation_signal_edge"] = choose_fair(
+                {"gbm": level, "reversion": reversion_fair(val)}, yv, self.rule
+            )
         logger.info("model selection: %s", choice)
         return choice
 
@@ -370,43 +270,3 @@ class GBMModel:
         else:
             fair = np.zeros(n)
         return Forecast(ret, low, high, fair)
-
-
-FAIR_PARAMS: dict[str, Any] = {"min_samples_leaf": 100}
-# A card whose price moved on at least this share of its last 10 observations
-# trades often enough for a dislocation to be corrected by the next sales.
-REVERSION_MIN_CHANGE_SHARE = 0.5
-
-
-def reversion_fair(frame: pd.DataFrame) -> np.ndarray:
-    """The fair level of a liquid card is the mean of its last 3 prices; else the market.
-
-    The mean of the last 3 (the original rule) fires on one-off prints, but
-    on a card that rarely trades the next observation is usually the same
-    price carried forward, so the signal cannot come true. Restricting it to
-    cards that trade lifts its hit rate and forward-return spread on both
-    real feeds; it ships where it beats the GBM fair level on validation.
-    """
-    liquid = frame["change_share_10"].to_numpy() >= REVERSION_MIN_CHANGE_SHARE
-    return np.where(liquid, frame["mean_rel_3"].to_numpy(dtype="float64"), 0.0)
-
-
-def _signal_edge(fair: np.ndarray, realised: np.ndarray) -> dict[str, float]:
-    """Mean realised log move in the direction of the signals fair would fire."""
-    dev = np.exp(-fair) - 1.0  # market / fair - 1
-    direction = np.where(dev <= -DEFAULT_BUY_THRESHOLD, 1.0, np.where(dev >= DEFAULT_SELL_THRESHOLD, -1.0, 0.0))
-    acted = direction != 0
-    n = int(acted.sum())
-    mean_edge = float(np.mean(direction[acted] * realised[acted])) if n else 0.0
-    return {"n": n, "mean_edge": mean_edge}
-
-
-def make_models(
-    horizon: int, fair_horizon: int, max_train_rows: int = 300_000, half_life_days: float | None = 35.0
-) -> list[PriceModel]:
-    """The candidate model followed by the two baselines."""
-    return [
-        GBMModel(horizon, fair_horizon, max_train_rows, half_life_days or None),
-        NaiveModel(horizon=horizon),
-        RollingMeanModel(horizon=horizon),
-    ]

@@ -1,12 +1,7 @@
-"""API keys, per-key rate limits and request-size limits at the gateway's edge.
+"""The gateway's edge: request-size limits, the API-key check and per-key rate limits.
 
-Keys look like `pw_<key id>_<secret>`. Redis keeps, per key id, the key's
-name, its SHA-256 hash and its rate (never the key itself), in the
-`pokewatch:api-keys` hash, so every gateway replica sees the same keys and a
-revocation reaches all of them. A random 192-bit secret needs no slow hash: a
-leaked hash cannot be brute-forced back into a key.
-
-`EdgeGuard` is a pure ASGI middleware in front of everything:
+Keys are stored hashed in Redis (contracts.api_keys, written by
+`pokewatch keys`). `EdgeGuard` is a pure ASGI middleware in front of everything:
 
 - bodies larger than `max_body_bytes` get 413 (by Content-Length at once,
   or while streaming);
@@ -22,25 +17,20 @@ key stops working everywhere within that time.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import math
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
-from pydantic import BaseModel, Field
 
 from contracts import keys
-from gateway.pricing import ApiError
+from contracts.api_keys import ApiKeyRecord, ApiKeyStore
+from gateway.errors import ApiError, send_error
 
 logger = logging.getLogger(__name__)
 
-KEY_PREFIX = "pw"
 PUBLIC_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
 # GCRA (generic cell rate algorithm): one timestamp per key, the "theoretical
@@ -60,79 +50,6 @@ local new_tat = tat + interval
 redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
 return {1, 0}
 """
-
-
-class ApiKeyRecord(BaseModel):
-    """What Redis keeps about one key (the secret only as a hash)."""
-
-    key_id: str
-    name: str
-    sha256: str
-    created_at: float
-    revoked_at: float | None = None
-    rate_per_s: float | None = Field(default=None, gt=0, description="overrides the default rate")
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
-
-
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def split_key(key: str) -> tuple[str, str] | None:
-    """`pw_<id>_<secret>` -> (id, secret), or None if it is not shaped like a key."""
-    parts = key.split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
-        return None
-    return parts[1], parts[2]
-
-
-class ApiKeyStore:
-    """Create, list, revoke and verify keys in the `pokewatch:api-keys` hash."""
-
-    def __init__(self, redis: aioredis.Redis) -> None:
-        self.redis = redis
-
-    async def create(self, name: str, rate_per_s: float | None = None) -> tuple[str, ApiKeyRecord]:
-        """A new key: returns the key (shown once, never stored) and its record."""
-        key_id = secrets.token_hex(4)
-        secret = secrets.token_urlsafe(24)
-        record = ApiKeyRecord(
-            key_id=key_id, name=name, sha256=_hash(secret), created_at=time.time(), rate_per_s=rate_per_s
-        )
-        if not await self.redis.hsetnx(keys.API_KEYS_HASH, key_id, record.model_dump_json()):
-            return await self.create(name, rate_per_s)  # a 32-bit id collided: draw again
-        return f"{KEY_PREFIX}_{key_id}_{secret}", record
-
-    async def list(self) -> list[ApiKeyRecord]:
-        raw = await self.redis.hgetall(keys.API_KEYS_HASH)
-        return sorted((ApiKeyRecord.model_validate_json(v) for v in raw.values()), key=lambda r: r.created_at)
-
-    async def revoke(self, key_id: str) -> ApiKeyRecord | None:
-        raw = await self.redis.hget(keys.API_KEYS_HASH, key_id)
-        if raw is None:
-            return None
-        record = ApiKeyRecord.model_validate_json(raw)
-        if record.active:
-            record.revoked_at = time.time()
-            await self.redis.hset(keys.API_KEYS_HASH, key_id, record.model_dump_json())
-        return record
-
-    async def verify(self, key: str) -> ApiKeyRecord | None:
-        """The active record of a presented key, or None."""
-        parts = split_key(key)
-        if parts is None:
-            return None
-        key_id, secret = parts
-        raw = await self.redis.hget(keys.API_KEYS_HASH, key_id)
-        if raw is None:
-            return None
-        record = ApiKeyRecord.model_validate_json(raw)
-        if not hmac.compare_digest(record.sha256, _hash(secret)) or not record.active:
-            return None
-        return record
 
 
 @dataclass(frozen=True)
@@ -252,12 +169,3 @@ def _presented_key(scope: dict[str, Any]) -> str | None:
         if name == b"authorization" and value[:7].lower() == b"bearer ":
             return str(value[7:].decode("latin-1").strip())
     return None
-
-
-async def send_error(send: Any, err: ApiError) -> None:
-    body = orjson.dumps(err.body())
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *err.headers]
-    if err.status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="pokewatch"'))
-    await send({"type": "http.response.start", "status": err.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,94 @@
+"""PokeWatch REST gateway: wiring only (lifespan, middleware order, routers, errors).
+
+The gateway never calls a worker: every pricing request is one entry on
+`pokewatch:predict` and its answer arrives on this process's reply channel
+(gateway.broker). Card browsing reads the catalog the model replicas
+publish in Redis (gateway.catalog).
+
+Run: `python -m gateway`, `pokewatch gateway`, or
+`uvicorn gateway.main:create_app --factory`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import ORJSONResponse
+
+from contracts.settings import redacted
+from gateway import errors, openapi
+from gateway.broker import RequestBroker
+from gateway.catalog import Catalog
+from gateway.config import GatewaySettings
+from gateway.edge import EdgeGuard, EdgePolicy
+from gateway.fast_path import PricingFastPath
+from gateway.json_body import JSONBodyByDefault
+from gateway.routes import cards, health, pricing
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        broker = RequestBroker(settings)
+        await broker.start()
+        app.state.broker = broker
+        app.state.catalog = Catalog(broker.redis)
+        logger.info("gateway %s up; broker %s", broker.gateway_id, redacted(settings.redis_url))
+        if settings.auth_required:
+            logger.info(
+                "API keys required (rate %g/s per key, burst %d)", settings.rate_limit_per_s, settings.rate_limit_burst
+            )
+        else:
+            logger.warning(
+                "authentication is OFF: anyone who reaches this gateway may use every endpoint "
+                "(set POKEWATCH_AUTH_REQUIRED=true and create keys with `pokewatch keys create`)"
+            )
+        yield
+        await broker.stop()
+
+    app = FastAPI(
+        title="PokeWatch",
+        version="1.0",
+        summary="Fair prices and BUY/SELL/HOLD signals for Pokémon cards.",
+        description=(
+            "Every pricing request travels over Redis streams to the model and decision workers. "
+            "Errors are JSON: `{error, message, detail}`."
+        ),
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+    )
+
+    # Starlette runs the last added outermost: CORS, then the edge guard, then the fast path.
+    app.add_middleware(JSONBodyByDefault)
+    app.add_middleware(PricingFastPath, enabled=settings.gateway_fast_path)
+    app.add_middleware(
+        EdgeGuard,
+        policy=EdgePolicy(
+            auth_required=settings.auth_required,
+            rate_per_s=settings.rate_limit_per_s,
+            burst=settings.rate_limit_burst,
+            anonymous_rate_per_s=settings.anonymous_rate_limit_per_s,
+            max_body_bytes=settings.max_body_bytes,
+        ),
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-api-key", "authorization"],
+        )
+
+    errors.install(app)
+    for module in (health, pricing, cards):
+        app.include_router(module.router)
+    openapi.install(app, settings.auth_required)
+    return app

@@ -1,0 +1,1 @@
+"""`pokewatch`: the command line, one module per command group (`main` wires them)."""

@@ -1,0 +1,191 @@
+"""`pokewatch pipeline ...` and `pokewatch evaluate`: the batch pipeline, a step at a time or all at once."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from workers.cli.common import console, day, fail
+from workers.config import PipelineSettings
+
+app = typer.Typer(help="The batch pipeline: collect, validate, features, train, evaluate, register.")
+
+SourceOpt = Annotated[str, typer.Option("--source", "-s", help="demo | file | pokemonpricetracker")]
+InputOpt = Annotated[Path | None, typer.Option("--input", "-i", help="CSV/Parquet in the long format (file source)")]
+DateOpt = Annotated[
+    str | None, typer.Option("--date", help="collection date YYYY-MM-DD (default: today); names the partition")
+]
+CardsOpt = Annotated[
+    Path | None, typer.Option("--cards", help="only accept cards listed in this cards.yaml (others quarantined)")
+]
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    from workers.pipeline.sources import SourceError
+    from workers.pipeline.tracked_cards import TrackedCardsError
+
+    return (SourceError, TrackedCardsError, FileNotFoundError, ValueError)
+
+
+def _run_step(name: str, fn: Any, *args: Any) -> None:
+    with console.status(f"{name}..."):
+        try:
+            result = fn(*args)
+        except _errors() as exc:
+            fail(exc)
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@app.command("run")
+def run(source: SourceOpt = "demo", input_path: InputOpt = None, day_: DateOpt = None, cards: CardsOpt = None) -> None:
+    """Run every step: collect -> validate -> features -> train -> evaluate -> register."""
+    from workers.pipeline import run as steps
+
+    settings = PipelineSettings()
+    collection_day = day(day_)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        task = progress.add_task("pipeline", total=len(steps.STEPS))
+
+        def on_step(name: str) -> None:
+            progress.update(task, completed=steps.STEPS.index(name), description=name)
+
+        try:
+            summary = steps.run_all(settings, source, collection_day, input_path, cards, on_step=on_step)
+        except _errors() as exc:
+            progress.stop()
+            fail(exc)
+        progress.update(task, completed=len(steps.STEPS), description="done")
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    s = summary["steps"]
+    table = Table(title=f"PokeWatch pipeline, source={summary['source']}, day={summary['collection_date']}")
+    table.add_column("step")
+    table.add_column("result")
+    table.add_column("s", justify="right")
+    v, e, r = s["validate"], s["evaluate"], s["register"]
+    rows = [
+        ("collect", f"{s['collect']['fetched']:,} rows fetched"),
+        ("validate", f"{v['accepted']:,} accepted, {v['quarantined']:,} quarantined {v['quarantine_reasons'] or ''}"),
+        ("features", f"{s['features']['rows']:,} rows, {s['features']['cards']:,} cards"),
+        ("train", f"forecast={s['train']['selection'].get('forecast')} fair={s['train']['selection'].get('fair')}"),
+        (
+            "evaluate",
+            f"MAPE model {e['model_mape']:.3f}% vs naive {e['naive_mape']:.3f}%; signal rate {e['signal_rate']:.2%}",
+        ),
+        (
+            "register",
+            f"version {r['version']} "
+            + ("[green]promoted to champion[/green]" if r["promoted"] else "[yellow]not promoted[/yellow]")
+            + f": {r['reason']}",
+        ),
+    ]
+    for name, text in rows:
+        table.add_row(name, text, f"{s[name]['seconds']:.1f}")
+    console.print(table)
+
+
+@app.command("collect")
+def collect(source: SourceOpt = "demo", input_path: InputOpt = None, day_: DateOpt = None) -> None:
+    """Fetch prices from a source into the landing area."""
+    from workers.pipeline import run as steps
+
+    _run_step("collect", steps.collect, PipelineSettings(), source, day(day_), input_path)
+
+
+@app.command("validate")
+def validate(source: SourceOpt = "demo", day_: DateOpt = None, cards: CardsOpt = None) -> None:
+    """Validate landed rows; rejects go to quarantine with a reason."""
+    from workers.pipeline import run as steps
+
+    _run_step("validate", steps.validate, PipelineSettings(), source, day(day_), cards)
+
+
+@app.command("features")
+def features(source: SourceOpt = "demo") -> None:
+    """Rebuild the feature table from every collected day of a source."""
+    from workers.pipeline import run as steps
+
+    _run_step("features", steps.features, PipelineSettings(), source)
+
+
+@app.command("train")
+def train(source: SourceOpt = "demo", day_: DateOpt = None) -> None:
+    """Fit the candidate model on all history."""
+    from workers.pipeline import run as steps
+
+    _run_step("train", steps.train, PipelineSettings(), source, day(day_))
+
+
+@app.command("evaluate")
+def evaluate(source: SourceOpt = "demo", day_: DateOpt = None) -> None:
+    """Walk-forward evaluation of the model and the baselines."""
+    from workers.pipeline import run as steps
+
+    _run_step("evaluate", steps.evaluate, PipelineSettings(), source, day(day_))
+
+
+@app.command("register")
+def register(source: SourceOpt = "demo", day_: DateOpt = None) -> None:
+    """Register the candidate in MLflow and promote it if it passes the gate."""
+    from workers.pipeline import run as steps
+
+    _run_step("register", steps.register, PipelineSettings(), source, day(day_))
+
+
+def evaluate_file(
+    input_path: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet in the long format")],
+    horizon: Annotated[int, typer.Option(min=1, help="forecast horizon in observations")] = 1,
+    fair_horizon: Annotated[int, typer.Option(min=1, help="observations averaged by the fair level")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Walk-forward metrics of model and baselines on any long-format file."""
+    from dataclasses import replace
+
+    from workers.pipeline.evaluate import walk_forward
+    from workers.pipeline.features import build_features
+    from workers.pipeline.run import eval_config, json_safe
+    from workers.pipeline.schema import validate as validate_rows
+    from workers.pipeline.sources.file import FileSource
+
+    cfg = replace(eval_config(PipelineSettings()), horizon=horizon, fair_horizon=fair_horizon)
+    try:
+        with console.status("loading and validating..."):
+            checked = validate_rows(FileSource(input_path).fetch(date.today()))
+        with console.status(f"walk-forward evaluation on {len(checked.clean):,} rows..."):
+            result = walk_forward(build_features(checked.clean), cfg)
+    except _errors() as exc:
+        fail(exc)
+    out = result.to_json()
+    out["quarantined"] = len(checked.quarantined)
+    if as_json:
+        typer.echo(json.dumps(json_safe(out), indent=2, default=str))
+        return
+    table = Table(title=f"walk-forward, h={horizon}, cutoff {out['cutoff']}, {out['n_test']:,} test rows")
+    cols = ["mape", "mdape", "rmse_log", "signal_rate", "hit_rate", "fwd_return_buy", "fwd_return_sell"]
+    table.add_column("model")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for name in ("model", "naive", "rolling_mean_3"):
+        table.add_row(name, *(f"{out[name][c]:.4f}" for c in cols))
+    console.print(table)
+    low, high = out["model_vs_naive_mape_improvement_interval"]
+    console.print(
+        f"model vs naive MAPE improvement: {out['model_vs_naive_mape_improvement']:.2f}% "
+        f"(90% card-resampled interval {low:.2f}% .. {high:.2f}%)"
+    )

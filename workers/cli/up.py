@@ -1,0 +1,100 @@
+"""`pokewatch up`: the whole local stack in one command (workers.local.stack)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Annotated, Any
+
+import typer
+
+from workers.cli.common import console
+from workers.config import PipelineSettings
+
+
+def up(
+    port: Annotated[int, typer.Option(help="gateway HTTP port")] = 8000,
+    host: Annotated[str, typer.Option(help="gateway bind address")] = "127.0.0.1",
+    model_replicas: Annotated[int, typer.Option(min=1, help="model worker processes")] = 2,
+) -> None:
+    """The whole local stack: broker, gateway, model replicas, decision worker. Ctrl-C stops it all.
+
+    Broker: REDIS_URL if set, else an embedded server with its data in the data dir.
+    With no champion model yet, the pipeline first runs on the demo source.
+    """
+    from workers import registry
+    from workers.cli.pipeline import run as pipeline_run
+    from workers.local.stack import LocalStack
+
+    settings = PipelineSettings()
+    try:
+        ref = registry.champion_ref(settings)
+        console.print(f"champion model: version {ref.version}")
+    except registry.NoChampionError:
+        console.print("[yellow]no champion model yet: running the pipeline on the demo source first[/yellow]")
+        pipeline_run(source="demo", input_path=None, day_=None, cards=None)
+    stack = LocalStack(
+        settings.data_dir, port=port, host=host, model_replicas=model_replicas, redis_url=os.environ.get("REDIS_URL")
+    )
+    stopping = False
+
+    def _stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    # Ctrl-C raises KeyboardInterrupt even when started from a shell that ignores
+    # SIGINT for background jobs (the ignore disposition would be inherited).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with console.status("starting broker, gateway and workers..."):
+            stack.start_broker()
+            stack.start()
+        _banner(stack, settings)
+        while not stopping:
+            for child in stack.children:
+                if child.process.poll() is not None:
+                    console.print(f"[red]{child.name} exited with {child.process.returncode}[/red]; see {child.log}")
+                    stopping = True
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    except (RuntimeError, TimeoutError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        stack.stop()
+        raise typer.Exit(code=1) from None
+    finally:
+        if stack.children or stack.redis:
+            console.print("stopping...")
+            codes = stack.stop()
+            console.print(f"stopped: {codes}")
+
+
+def _banner(stack: Any, settings: PipelineSettings) -> None:
+    card = _example_card(stack.url)
+    console.print(f"[green]PokeWatch is up[/green] at {stack.url}  (API docs: {stack.url}/docs)")
+    console.print(f"broker: {stack.broker_url}   logs: {settings.data_dir / 'logs'}")
+    console.print("try:")
+    console.print(
+        f"  curl -s -X POST {stack.url}/fair_price -H 'content-type: application/json' "
+        f'-d \'{{"card_id": "{card}"}}\'',
+        soft_wrap=True,
+        highlight=False,
+    )
+    if os.environ.get("POKEWATCH_AUTH_REQUIRED", "").lower() not in ("1", "true", "yes", "on"):
+        console.print(
+            "[yellow]authentication is off[/yellow] (local default): anyone who reaches the gateway may use it; "
+            "POKEWATCH_AUTH_REQUIRED=true and `pokewatch keys create` turn it on"
+        )
+    console.print("Ctrl-C stops every process started here.")
+
+
+def _example_card(url: str) -> str:
+    import httpx
+
+    try:
+        items = httpx.get(f"{url}/cards", params={"page_size": 1}, timeout=5).json()["items"]
+        return str(items[0]["card_id"]) if items else "CARD_ID"
+    except (httpx.HTTPError, KeyError, ValueError):
+        return "CARD_ID"

@@ -1,0 +1,48 @@
+"""Price models: two baselines and the gradient-boosted candidate with its fair level.
+
+- `base`: what every model answers (Forecast) and the shared interval;
+- `baselines`: naive and the original rolling mean;
+- `gbm`: the candidate (forecast, interval, fair level, guarded fallback);
+- `fair`: the fair-price candidates and how one is chosen.
+
+Model objects are pickled into the registry by their class path, so the
+classes are also importable from this package.
+"""
+
+from __future__ import annotations
+
+from workers.pipeline.models.base import INTERVAL, Forecast, PriceModel
+from workers.pipeline.models.baselines import NaiveModel, RollingMeanModel
+from workers.pipeline.models.fair import MIN_VALIDATION_SIGNALS, choose_fair, reversion_fair, signal_edge
+from workers.pipeline.models.gbm import MODEL_WINDOW_FACTOR, GBMModel
+from workers.signals import DEFAULT_RULE, SignalRule
+
+__all__ = [
+    "INTERVAL",
+    "MIN_VALIDATION_SIGNALS",
+    "MODEL_WINDOW_FACTOR",
+    "Forecast",
+    "GBMModel",
+    "NaiveModel",
+    "PriceModel",
+    "RollingMeanModel",
+    "choose_fair",
+    "make_models",
+    "reversion_fair",
+    "signal_edge",
+]
+
+
+def make_models(
+    horizon: int,
+    fair_horizon: int,
+    max_train_rows: int = 300_000,
+    half_life_days: float | None = 35.0,
+    rule: SignalRule = DEFAULT_RULE,
+) -> list[PriceModel]:
+    """The candidate model (choosing its fair level under `rule`) followed by the two baselines."""
+    return [
+        GBMModel(horizon, fair_horizon, max_train_rows, half_life_days or None, rule=rule),
+        NaiveModel(horizon=horizon),
+        RollingMeanModel(horizon=horizon),
+    ]

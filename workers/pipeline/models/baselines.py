@@ -1,0 +1,56 @@
+"""The baselines every candidate is measured against: naive and the original rolling mean."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from workers.pipeline.models.base import Forecast, residual_band
+
+
+class _BaselineModel:
+    """A rule-based forecast whose interval is the spread of its past errors."""
+
+    name: str
+    horizon: int
+    band: tuple[float, float]
+
+    def _ret(self, frame: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def fit(self, train: pd.DataFrame) -> _BaselineModel:
+        self.band = residual_band(train["target"] - self._ret(train))
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> Forecast:
+        ret = self._ret(frame)
+        return Forecast(ret, ret + self.band[0], ret + self.band[1], self._fair(ret))
+
+    def _fair(self, ret: np.ndarray) -> np.ndarray:
+        return ret.copy()
+
+
+@dataclass
+class NaiveModel(_BaselineModel):
+    """Next price = last price; fair = market, so it never signals."""
+
+    horizon: int = 1
+    name: str = "naive"
+    band: tuple[float, float] = (0.0, 0.0)
+
+    def _ret(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.zeros(len(frame))
+
+
+@dataclass
+class RollingMeanModel(_BaselineModel):
+    """The original rule: forecast and fair price are the mean of the last 3 prices."""
+
+    horizon: int = 1
+    name: str = "rolling_mean_3"
+    band: tuple[float, float] = (0.0, 0.0)
+
+    def _ret(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame["mean_rel_3"].to_numpy(dtype="float64")
