@@ -237,5 +237,18 @@ def test_dag_run_promotes_a_model_and_every_replica_hot_reloads_without_failed_r
         assert champion_ref(settings).version == old
         last = json.loads(r.xrevrange(keys.MODEL_EVENTS_STREAM, count=1)[0][1][b"payload"])
         assert (last["kind"], last["version"], last["rollback"]) == ("published", old, True)
+
+        # `pokewatch model status` on the registry the DAG run added to (its versions, the champion marked).
+        status = subprocess.run(
+            [str(Path(sys.executable).parent / "pokewatch"), "model", "status"],
+            env={**os.environ, "POKEWATCH_DATA_DIR": str(data_dir), "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert status.returncode == 0, status.stdout + status.stderr
+        rows = {line.split("│")[1].strip(): line for line in status.stdout.splitlines() if line.count("│") > 4}
+        assert {old, new} <= set(rows), status.stdout
+        assert "*" in rows[old].split("│")[2] and "*" not in rows[new].split("│")[2], status.stdout
     finally:
         stack.stop()

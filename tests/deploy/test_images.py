@@ -121,6 +121,10 @@ def test_every_image_runs_as_a_non_root_user(podman, images) -> None:
     assert "pokewatch" in _run(
         ["podman", "run", "--rm", "--entrypoint", "pokewatch", images["worker"], "--help"], podman
     )
+    # The gateway image holds the shared contracts and the gateway, nothing of workers/ (pipeline, serving).
+    probe = "import importlib.util as u; print([m for m in ('contracts', 'gateway', 'workers') if u.find_spec(m)])"
+    shipped = _run(["podman", "run", "--rm", "--entrypoint", "python", images["gateway"], "-c", probe], podman)
+    assert shipped.strip() == "['contracts', 'gateway']", shipped
     version = _run(["podman", "run", "--rm", images["pipeline"], "airflow", "version"], podman, timeout=300)
     assert version.strip().startswith("3."), version
 

@@ -13,9 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_request_id_is_on_the_gateway_model_and_decision_log_lines(redis_server, champion_data_dir) -> None:
-    stack = make_stack(
-        redis_server, champion_data_dir, db=14, POKEWATCH_LOG_LEVEL="DEBUG", POKEWATCH_LOG_FORMAT="json"
-    )
+    stack = make_stack(redis_server, champion_data_dir, db=14, POKEWATCH_LOG_LEVEL="DEBUG", POKEWATCH_LOG_FORMAT="json")
     stack.start(timeout=180)
     try:
         card = httpx.get(f"{stack.url}/cards", params={"page_size": 1}).json()["items"][0]["card_id"]
