@@ -1,0 +1,1 @@
+"""The REST gateway: the edge every REST client talks to (see gateway.main)."""

@@ -76,3 +76,21 @@ def test_gateway_survives_generated_input(live_stack) -> None:
     assert len(seen) == len(operations) >= 5, seen
     assert total >= 1000, seen
     assert not any(code >= 500 for code in statuses)
+
+
+def test_schemathesis_cli_with_every_check_and_phase_finds_nothing(live_stack) -> None:
+    """As an outside tool probes it: `schemathesis run <openapi.json> --checks all`, every phase
+    (examples, coverage, fuzzing, stateful), including schema-violating requests that must be refused."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(sys.executable).parent / "schemathesis"
+    out = subprocess.run(
+        [str(cli), "run", f"{live_stack.url}/openapi.json", "--checks", "all",
+         "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "100", "--seed", "1"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    summary = out.stdout[-2500:]
+    print(summary)
+    assert out.returncode == 0 and "No issues found" in out.stdout, summary + out.stderr[-2000:]

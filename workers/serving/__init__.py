@@ -1,1 +1,1 @@
-"""The serving side: model and decision workers, the embedded broker, `pokewatch up`."""
+"""The serving side: the stream-worker runtime, model and decision workers, hot reload, the served catalog."""
