@@ -1,1 +1,1 @@
-"""Stream workers (workers.serving), the batch pipeline (workers.pipeline), the shared worker modules and the `pokewatch` command."""
+"""Stream workers (workers.serving), the batch pipeline (workers.pipeline), their shared modules, the CLI."""
