@@ -1,0 +1,86 @@
+"""The README's "Running the DAG in a local Airflow" block, run as written (with this test's broker and ports)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from contracts import keys
+from workers.local.embedded import free_port
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _readme_block() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Running the DAG in a local Airflow") :]
+    block = section[section.index("```bash") + len("```bash") : section.index("```", section.index("```bash") + 7)]
+    return [line.split("  #")[0].rstrip() for line in block.strip().splitlines()]
+
+
+def test_the_readme_airflow_block_runs_the_dag_and_standalone_serves(tmp_path: Path, redis_server) -> None:
+    lines = _readme_block()
+    assert lines[-3:] == [
+        "airflow db migrate",
+        "airflow dags test pokewatch_ml_pipeline 2026-01-02",
+        "airflow standalone",
+    ]
+    # A working directory laid out like the checkout: the README's $PWD paths resolve into it.
+    (tmp_path / ".venv").symlink_to(Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")))
+    (tmp_path / "dags").symlink_to(ROOT / "dags")
+    host_port = redis_server.url.rsplit("/", 1)[0].removeprefix("redis://")
+    exports = [re.sub(r"redis://127\.0\.0\.1:6379\?db=0", f"redis://{host_port}?db=2", line) for line in lines[:-3]]
+    assert any(f"{host_port}?db=2" in e for e in exports), "the block's broker connection was not found"
+    env = {**os.environ, "POKEWATCH_DEMO_CARDS": "30", "POKEWATCH_DEMO_DAYS": "150"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    r = redis.Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/2")
+    r.flushdb()
+
+    script = "set -e\n" + "\n".join([*exports, lines[-3], lines[-2]])
+    run = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    events = [json.loads(f[b"payload"]) for _, f in r.xrange(keys.MODEL_EVENTS_STREAM)]
+    assert [(e["kind"], e["version"]) for e in events] == [("published", "1")], run.stdout[-2000:]
+
+    port = free_port()
+    env["AIRFLOW__API__PORT"] = str(port)
+    standalone = subprocess.Popen(
+        ["bash", "-c", "\n".join([*exports, "exec " + lines[-1]])],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        health: dict = {}
+        while time.monotonic() < deadline and standalone.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=3).json()
+                if health.get("scheduler", {}).get("status") == "healthy":
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(2)
+        assert health.get("metadatabase", {}).get("status") == "healthy", health
+        assert health.get("scheduler", {}).get("status") == "healthy", health
+        # The README's trigger line, against the standalone Airflow's database.
+        trigger_line = re.search(r"`(airflow dags trigger [^`]+)`", (ROOT / "README.md").read_text()).group(1)  # type: ignore[union-attr]
+        trigger = subprocess.run(
+            ["bash", "-c", "\n".join([*exports, trigger_line])],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert trigger.returncode == 0 and "queued" in trigger.stdout, trigger.stdout + trigger.stderr
+    finally:
+        os.killpg(standalone.pid, signal.SIGTERM)
+        try:
+            standalone.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(standalone.pid, signal.SIGKILL)

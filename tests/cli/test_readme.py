@@ -1,0 +1,49 @@
+"""Every command in the README's shell blocks is run by a test: a new command without one fails here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.cli.test_stack_commands import REDIS_CLI
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Command prefix -> the test file that runs it as the README shows it.
+COVERED = {
+    "make up": "tests/e2e/test_up.py",  # `make up` is setup + `pokewatch up`, which that test runs
+    "make test": ".ci/run",  # CI's own command
+    "curl -X POST localhost:8000/fair_price": "tests/cli/test_stack_commands.py",
+    "pokewatch pipeline ": "tests/cli/test_pipeline.py",
+    "pokewatch evaluate ": "tests/cli/test_pipeline.py",
+    "pokewatch model ": "tests/cli/test_pipeline.py",
+    "pokewatch keys ": "tests/cli/test_keys.py",
+    "redis-cli ": "tests/cli/test_stack_commands.py",
+    "export ": "tests/cli/test_airflow.py",
+    "airflow ": "tests/cli/test_airflow.py",
+    ".venv/bin/pytest ": "tests/",  # runs tests of this suite: the files it names must exist
+}
+
+
+def _commands() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
+    return [line.split("  #")[0].strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_every_readme_command_has_a_test_that_runs_it() -> None:
+    commands = _commands()
+    assert len(commands) >= 25
+    for command in commands:
+        owners = [test for prefix, test in COVERED.items() if command.startswith(prefix)]
+        assert owners, f"no test runs the README command {command!r}: add one and list it here"
+        assert (ROOT / owners[0]).exists(), owners
+        if command.startswith(".venv/bin/pytest "):
+            for path in command.split()[1:]:
+                assert path.startswith("-") or (ROOT / path).exists(), command
+
+
+def test_the_redis_cli_lines_tested_are_the_readme_lines() -> None:
+    readme = {c.removeprefix("redis-cli ") for c in _commands() if c.startswith("redis-cli ")}
+    follow = "XREAD BLOCK 0 STREAMS pokewatch:signals '$'"
+    assert readme == {*REDIS_CLI, follow}

@@ -1,0 +1,74 @@
+"""The README's curl and redis-cli lines, against a running stack."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+import redis
+
+from contracts import keys
+from tests.e2e.conftest import make_stack
+
+pytestmark = pytest.mark.slow
+
+# The README's "Watching it with redis-cli" block, as written there.
+REDIS_CLI = [
+    "XINFO GROUPS pokewatch:predict",
+    "XINFO CONSUMERS pokewatch:predict model",
+    "XPENDING pokewatch:predict model - + 10",
+    "XRANGE pokewatch:signals - + COUNT 5",
+    "XRANGE pokewatch:dead-letter - + COUNT 10",
+    "HGETALL pokewatch:replicas",
+]
+
+
+@pytest.fixture(scope="module")
+def running(redis_server, champion_data_dir):
+    stack = make_stack(redis_server, champion_data_dir, db=3)
+    stack.start(timeout=180)
+    yield stack
+    stack.stop()
+
+
+def test_the_quick_start_curl_prices_a_card(running) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    # curl -X POST localhost:8000/fair_price -d '{"card_id": "demo-00000"}'
+    out = subprocess.run(
+        ["curl", "-s", "-X", "POST", f"{running.url}/fair_price", "-d", '{"card_id": "demo-00000"}'],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    body = json.loads(out.stdout)
+    assert body["card_id"] == "demo-00000" and body["signal"] in {"BUY", "SELL", "HOLD"}, body
+
+
+def test_the_redis_cli_lines_show_groups_replicas_and_signals(running) -> None:
+    if shutil.which("redis-cli") is None:
+        pytest.skip("redis-cli not installed (apt-get install redis-tools; .ci/run does)")
+    port, db = running.broker_url.rsplit(":", 1)[1].split("/")
+    cli = ["redis-cli", "-p", port, "-n", db]
+    follow = subprocess.Popen(
+        [*cli, "XREAD", "BLOCK", "0", "STREAMS", "pokewatch:signals", "$"], stdout=subprocess.PIPE
+    )
+    time.sleep(0.5)  # the blocking read is in place
+    priced = subprocess.run(
+        ["curl", "-s", "-X", "POST", f"{running.url}/fair_price", "-d", '{"card_id": "demo-00001"}'],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert '"signal"' in priced.stdout, priced.stdout
+    followed, _ = follow.communicate(timeout=10)
+    assert b"demo-00001" in followed, "XREAD BLOCK 0 ... '$' shows the next decision as it is made"
+    outputs = {}
+    for line in REDIS_CLI:
+        out = subprocess.run([*cli, *line.split()], capture_output=True, text=True, timeout=10)
+        assert out.returncode == 0 and "ERR" not in out.stdout, (line, out.stdout, out.stderr)
+        outputs[line] = out.stdout
+    assert "model" in outputs["XINFO GROUPS pokewatch:predict"] and "decision" not in outputs[REDIS_CLI[0]]
+    assert "model-1" in outputs["XINFO CONSUMERS pokewatch:predict model"]
+    assert "demo-00001" in outputs["XRANGE pokewatch:signals - + COUNT 5"]
+    assert {"model-1", "model-2", "decision-1"} <= set(outputs["HGETALL pokewatch:replicas"].split())
+    assert redis.Redis.from_url(running.broker_url).xlen(keys.DEAD_LETTER_STREAM) == 0
