@@ -127,6 +127,10 @@ class StreamWorker(ABC, Generic[M]):
     # ------------------------------------------------------------ app wiring
     def build_app(self) -> FastStream:
         s = self.settings
+        # FastStream builds the pool its subscribers read on (a blocked read holds
+        # a connection); the worker's own pool (self.redis) carries the
+        # transactions and heartbeats and outlives the broker for the shutdown
+        # cleanup. Both connect and retry as contracts.connection says.
         broker = RedisBroker(
             s.redis_url,
             graceful_timeout=s.graceful_timeout_s,

@@ -116,3 +116,19 @@ async def test_events_added_before_the_first_read_are_not_missed(worker: ModelWo
         await app.stop()
     letters = [json.loads(f[b"payload"]) for _, f in await worker.redis.xrange(keys.DEAD_LETTER_STREAM)]
     assert [d["payload"] for d in letters if d["source_stream"] == keys.MODEL_EVENTS_STREAM] == ["new"]
+
+
+def test_an_event_is_loaded_only_if_it_names_what_the_registry_has() -> None:
+    from workers.registry import VersionRef
+    from workers.serving.reload import StaleEvent, check_event
+
+    ref = VersionRef("4", "run-a", "models:/pokewatch-fair-price/4")
+    check_event(_event("4", run_id="run-a"), ref)
+    check_event(_event("4"), ref)  # an event without a run id names only the version
+    with pytest.raises(StaleEvent, match="run"):
+        check_event(_event("4", run_id="run-b"), ref)
+    forged = ModelPublished(
+        model_name="pokewatch-fair-price", version="4", model_uri="file:///tmp/evil", run_id="run-a"
+    )
+    with pytest.raises(StaleEvent, match="registry has"):
+        check_event(forged, ref)
