@@ -70,3 +70,20 @@ def test_every_pipeline_step_then_a_whole_run_then_model_versions(pokewatch, cli
     events = [json.loads(f[b"payload"]) for _, f in r.xrange(keys.MODEL_EVENTS_STREAM)]
     assert [(e["version"], e["rollback"]) for e in events] == [("3", False), ("1", True)]
     assert [v for v, cells in _status(pokewatch).items() if "*" in cells[1]] == ["1"]
+
+
+def test_evaluate_all_prints_the_cross_feed_table_as_json(pokewatch, cli_env, tmp_path: Path) -> None:
+    # pokewatch evaluate --all ../shared/data [--json]
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    generate(n_cards=20, n_days=120, seed=8).to_parquet(feeds / "daily.parquet")
+    cli_env["POKEWATCH_EVAL_FOLDS"] = "2"
+    out = json.loads(_ok(pokewatch("evaluate", "--all", str(feeds), "--json")))
+    feed = out["daily.parquet"]
+    assert feed["cadence"] == "daily" and list(feed["horizons"]) == ["1", "7", "28"]
+    for row in feed["horizons"].values():
+        assert "error" in row or {"improvement_pct", "coverage", "signal_rate", "hit_rate", "spread"} <= set(row)
+    table = pokewatch("evaluate", "--all", str(feeds))
+    assert table.returncode == 0 and "daily.parquet" in table.stdout
+    both = pokewatch("evaluate", "--all", str(feeds), "--input", "x.csv")
+    assert both.returncode == 2 and "either --input" in both.stderr

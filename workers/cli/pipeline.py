@@ -1,9 +1,8 @@
-"""`pokewatch pipeline ...` and `pokewatch evaluate`: the batch pipeline, a step at a time or all at once."""
+"""`pokewatch pipeline ...`: the batch pipeline, a step at a time or all at once."""
 
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +25,7 @@ CardsOpt = Annotated[
 ]
 
 
-def _errors() -> tuple[type[Exception], ...]:
+def errors() -> tuple[type[Exception], ...]:
     from workers.pipeline.sources import SourceError
     from workers.pipeline.tracked_cards import TrackedCardsError
 
@@ -37,7 +36,7 @@ def _run_step(name: str, fn: Any, *args: Any) -> None:
     with console.status(f"{name}..."):
         try:
             result = fn(*args)
-        except _errors() as exc:
+        except errors() as exc:
             fail(exc)
     typer.echo(json.dumps(result, indent=2, default=str))
 
@@ -65,7 +64,7 @@ def run(source: SourceOpt = "demo", input_path: InputOpt = None, day_: DateOpt =
 
         try:
             summary = steps.run_all(settings, source, collection_day, input_path, cards, on_step=on_step)
-        except _errors() as exc:
+        except errors() as exc:
             progress.stop()
             fail(exc)
         progress.update(task, completed=len(steps.STEPS), description="done")
@@ -146,46 +145,3 @@ def register(source: SourceOpt = "demo", day_: DateOpt = None) -> None:
     from workers.pipeline import run as steps
 
     _run_step("register", steps.register, PipelineSettings(), source, day(day_))
-
-
-def evaluate_file(
-    input_path: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet in the long format")],
-    horizon: Annotated[int, typer.Option(min=1, help="forecast horizon in observations")] = 1,
-    fair_horizon: Annotated[int, typer.Option(min=1, help="observations averaged by the fair level")] = 8,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-) -> None:
-    """Walk-forward metrics of model and baselines on any long-format file."""
-    from dataclasses import replace
-
-    from workers.pipeline.evaluate import walk_forward
-    from workers.pipeline.features import build_features
-    from workers.pipeline.run import eval_config, json_safe
-    from workers.pipeline.schema import validate as validate_rows
-    from workers.pipeline.sources.file import FileSource
-
-    cfg = replace(eval_config(PipelineSettings()), horizon=horizon, fair_horizon=fair_horizon)
-    try:
-        with console.status("loading and validating..."):
-            checked = validate_rows(FileSource(input_path).fetch(date.today()))
-        with console.status(f"walk-forward evaluation on {len(checked.clean):,} rows..."):
-            result = walk_forward(build_features(checked.clean), cfg)
-    except _errors() as exc:
-        fail(exc)
-    out = result.to_json()
-    out["quarantined"] = len(checked.quarantined)
-    if as_json:
-        typer.echo(json.dumps(json_safe(out), indent=2, default=str))
-        return
-    table = Table(title=f"walk-forward, h={horizon}, cutoff {out['cutoff']}, {out['n_test']:,} test rows")
-    cols = ["mape", "mdape", "rmse_log", "signal_rate", "hit_rate", "fwd_return_buy", "fwd_return_sell"]
-    table.add_column("model")
-    for c in cols:
-        table.add_column(c, justify="right")
-    for name in ("model", "naive", "rolling_mean_3"):
-        table.add_row(name, *(f"{out[name][c]:.4f}" for c in cols))
-    console.print(table)
-    low, high = out["model_vs_naive_mape_improvement_interval"]
-    console.print(
-        f"model vs naive MAPE improvement: {out['model_vs_naive_mape_improvement']:.2f}% "
-        f"(90% card-resampled interval {low:.2f}% .. {high:.2f}%)"
-    )
