@@ -5,9 +5,14 @@ data dir (real MLflow on sqlite), and reports wall time and the child's peak
 RSS. Targets on a 2-core machine: real <= 60 s, synthetic 10,000 x 365 <= 300 s,
 peak RSS <= 4 GB (summed over the process tree). Figures are printed, never asserted.
 
+Machines differ by 2-4x, so the run first times a same-run reference, one fit
+of the forecast learner (the MAPE-optimal GBM) on the weekly feed's whole
+feature table (a synthetic 3,656 x 52-week table when the feed is absent),
+and prints every figure also as a multiple of it.
+
     python bench/pipeline.py [--cards 10000] [--days 365] [--skip-real]
 
-Last line: SUMMARY real_s=<..> synthetic_s=<..> peak_rss_mb=<..>
+Last line: SUMMARY real_s=<..> synthetic_s=<..> peak_rss_mb=<..> reference_s=<..> real_x=<..> synthetic_x=<..>
 """
 
 from __future__ import annotations
@@ -61,6 +66,30 @@ def run_case(label: str, args: list[str], env_extra: dict[str, str]) -> tuple[fl
         return seconds, peak_mb
 
 
+def reference_seconds() -> tuple[float, int]:
+    """One fit of the forecast learner on a full feature table: (seconds, rows)."""
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT))
+    from workers.pipeline.evaluate import with_targets
+    from workers.pipeline.features import build_features
+    from workers.pipeline.models.boosting import Fitted
+    from workers.pipeline.schema import validate
+    from workers.pipeline.sources.demo import generate
+
+    if REAL.exists():
+        prices = validate(pd.read_parquet(REAL)).clean
+    else:
+        weekly = generate(n_cards=3656, n_days=364, seed=1)
+        dates = pd.to_datetime(weekly["date"])
+        prices = validate(weekly[((dates - dates.min()).dt.days % 7) == 0]).clean
+    rows = with_targets(build_features(prices), 1, 8)
+    rows = rows[rows["target"].notna()]
+    started = time.perf_counter()
+    Fitted.fit(rows, "target", "absolute_error", median_of_price=True, half_life_days=35.0)
+    return time.perf_counter() - started, len(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cards", type=int, default=10_000)
@@ -69,6 +98,8 @@ def main() -> None:
     opts = parser.parse_args()
 
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
+    reference, ref_rows = reference_seconds()
+    print(f"{'reference: one forecast fit':<34} {reference:8.1f} s   ({ref_rows:,} rows, same run)")
     real_s = float("nan")
     peaks = []
     if opts.skip_real or not REAL.exists():
@@ -83,7 +114,11 @@ def main() -> None:
         {"POKEWATCH_DEMO_CARDS": str(opts.cards), "POKEWATCH_DEMO_DAYS": str(opts.days)},
     )
     peaks.append(peak)
-    print(f"SUMMARY real_s={real_s:.1f} synthetic_s={synth_s:.1f} peak_rss_mb={max(peaks):.0f}")
+    print(f"as multiples of the reference: real {real_s / reference:.1f}x, synthetic {synth_s / reference:.1f}x")
+    print(
+        f"SUMMARY real_s={real_s:.1f} synthetic_s={synth_s:.1f} peak_rss_mb={max(peaks):.0f} "
+        f"reference_s={reference:.2f} real_x={real_s / reference:.1f} synthetic_x={synth_s / reference:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 
 Gate. The candidate's walk-forward MAPE is compared on the same evaluation
 window with (a) the naive baseline and (b) the current champion, re-scored on
-that window. It becomes `champion` only if it is strictly better than the
-champion and no worse than naive (a candidate that fell back to naive ties
-naive by construction, and is still shippable when there is no champion).
+that window. It becomes `champion` only if it is no worse than naive (a
+candidate that fell back to naive ties naive by construction, and is still
+shippable when there is no champion) and beats the champion by more than
+noise: the lower end of the 90% card-resampled interval of its MAPE
+improvement over the champion is above zero. A candidate equal to the
+champion, or better by a hair, is not promoted.
 A rejected candidate stays registered, unpromoted; the decision and the
 numbers are tags on the model version.
 
@@ -26,7 +29,7 @@ import pandas as pd
 
 from workers import registry
 from workers.config import PipelineSettings
-from workers.pipeline.metrics import mape_of_returns
+from workers.pipeline.metrics import ape_of_returns, card_bootstrap_improvement, mape_of_returns
 
 logger = logging.getLogger(__name__)
 
@@ -40,20 +43,44 @@ class GateDecision:
     naive_mape: float
     champion_version: str | None
     champion_mape: float | None
+    vs_champion_interval: tuple[float, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def decide_gate(candidate: float, naive: float, champion: float | None) -> tuple[bool, str]:
-    """The promotion rule; see the module docstring."""
+def decide_gate(
+    candidate: float, naive: float, champion: float | None, vs_champion: tuple[float, float] | None = None
+) -> tuple[bool, str]:
+    """The promotion rule; see the module docstring.
+
+    Args:
+        candidate, naive, champion: MAPEs (%) on the evaluation window.
+        vs_champion: the 90% card-resampled interval (%) of the candidate's
+            MAPE improvement over the champion.
+    """
     if candidate > naive:
         return False, f"candidate MAPE {candidate:.4f}% is worse than naive {naive:.4f}%"
     if champion is None:
         return True, "no champion yet and candidate is no worse than naive"
-    if candidate < champion:
-        return True, f"candidate MAPE {candidate:.4f}% beats champion {champion:.4f}%"
-    return False, f"candidate MAPE {candidate:.4f}% does not beat champion {champion:.4f}%"
+    low, high = vs_champion if vs_champion is not None else (candidate - champion, candidate - champion)
+    margin = f"improvement 90% interval {low:+.2f}% .. {high:+.2f}%"
+    if candidate < champion and low > 0:
+        return True, f"candidate MAPE {candidate:.4f}% beats champion {champion:.4f}% ({margin})"
+    return False, f"candidate MAPE {candidate:.4f}% does not beat champion {champion:.4f}% beyond noise ({margin})"
+
+
+def improvement_over(test: pd.DataFrame, champion_ret: np.ndarray, n_boot: int = 1000) -> tuple[float, float]:
+    """The 90% card-resampled interval (%) of the candidate's walk-forward MAPE
+    improvement over the champion's forecasts on the same rows."""
+    truth = test["target"].to_numpy()
+    _, low, high = card_bootstrap_improvement(
+        test["card_id"].to_numpy(),
+        ape_of_returns(test["pred_model"].to_numpy(), truth),
+        ape_of_returns(champion_ret, truth),
+        n_boot=n_boot,
+    )
+    return 100 * low, 100 * high
 
 
 def register(
@@ -85,15 +112,17 @@ def register(
     client = mlflow.MlflowClient()
     current = registry.champion_version(settings)
     champion_mape = None
+    vs_champion = None
     if current is not None:
         try:
-            champion = registry.load_model(settings, current)
-            champion_mape = 100 * mape_of_returns(champion.predict(test).ret, test["target"].to_numpy())
+            champion_ret = registry.load_model(settings, current).predict(test).ret
+            champion_mape = 100 * mape_of_returns(champion_ret, test["target"].to_numpy())
+            vs_champion = improvement_over(test, champion_ret)
         except Exception:  # an unloadable champion must not block a good candidate
             logger.exception("could not re-score champion version %s; treating it as absent", current)
     candidate_mape = float(evaluation["model"]["mape"])
     naive_mape = float(evaluation["naive"]["mape"])
-    promoted, reason = decide_gate(candidate_mape, naive_mape, champion_mape)
+    promoted, reason = decide_gate(candidate_mape, naive_mape, champion_mape, vs_champion)
 
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(params)
@@ -113,7 +142,9 @@ def register(
             registered_model_name=settings.model_name,
         )
         version = str(info.registered_model_version)
-        decision = GateDecision(version, promoted, reason, candidate_mape, naive_mape, current, champion_mape)
+        decision = GateDecision(
+            version, promoted, reason, candidate_mape, naive_mape, current, champion_mape, vs_champion
+        )
         mlflow.set_tags({f"gate.{k}": str(v) for k, v in decision.as_dict().items()})
     for key, value in decision.as_dict().items():
         client.set_model_version_tag(settings.model_name, version, f"gate.{key}", str(value))

@@ -153,6 +153,8 @@ def register(settings: PipelineSettings, source: str, day: date) -> dict[str, An
         # Baselines are first-class models and register too; they have no selection.
         "forecast_choice": getattr(model, "choice", {}).get("forecast", model.name),
         "fair_choice": getattr(model, "choice", {}).get("fair", model.name),
+        # How far conformal calibration moved the interval's bounds (log-return units).
+        "interval_adjust": getattr(model, "choice", {}).get("interval_adjust", 0.0),
         "cutoff": evaluation.get("cutoff"),
         "n_train": evaluation.get("n_train"),
         "n_test": evaluation.get("n_test"),

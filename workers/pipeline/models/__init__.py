@@ -3,6 +3,8 @@
 - `base`: what every model answers (Forecast) and the shared interval;
 - `baselines`: naive and the original rolling mean;
 - `gbm`: the candidate (forecast, interval, fair level, guarded fallback);
+- `boosting`: the gradient-boosting fits it is made of;
+- `interval`: calibrating the interval on out-of-sample outcomes;
 - `fair`: the fair-price candidates and how one is chosen.
 
 Model objects are pickled into the registry by their class path, so the
