@@ -91,6 +91,8 @@ def register(
     params: dict[str, Any],
     figures: dict[str, Any],
     serving_state: pd.DataFrame | None = None,
+    champion_realized: dict[str, Any] | None = None,
+    step: int = 0,
 ) -> GateDecision:
     """Log the candidate run, register a version, gate it, maybe promote it.
 
@@ -103,6 +105,10 @@ def register(
         figures: name -> matplotlib figure.
         serving_state: per-card feature rows the serving replicas price from
             (see workers.pipeline.serving_state); logged next to the model.
+        champion_realized: the champion's live scores (workers.pipeline.monitor),
+            logged as `champion_realized.*` metrics at `step` (the collection
+            day's number: one point per run) and tags.
+        step: the MLflow step of those metrics.
 
     Returns:
         The gate decision, also stored as tags on the version.
@@ -130,6 +136,10 @@ def register(
             if isinstance(metrics, dict) and name in ("model", "naive", "rolling_mean_3"):
                 mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in metrics.items() if np.isfinite(float(v))})
         mlflow.log_metric("model_vs_naive_mape_improvement", evaluation["model_vs_naive_mape_improvement"])
+        if champion_realized:
+            numbers = {k: float(v) for k, v in champion_realized.items() if isinstance(v, int | float) and v == v}
+            mlflow.log_metrics({f"champion_realized.{k}": v for k, v in numbers.items()}, step=step)
+            mlflow.set_tags({f"champion_realized.{k}": str(champion_realized.get(k)) for k in ("decay", "reason")})
         mlflow.log_dict(evaluation, "evaluation.json")
         for fname, fig in figures.items():
             mlflow.log_figure(fig, f"plots/{fname}.png")

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from contracts.history import day_number
 from workers.config import PipelineSettings
 from workers.pipeline import register as gate
 from workers.pipeline.evaluate import EvalConfig, fold_processes, walk_forward, with_targets
@@ -160,9 +161,33 @@ def register(settings: PipelineSettings, source: str, day: date) -> dict[str, An
         "n_test": evaluation.get("n_test"),
     }
     figures = evaluation_figures(test, settings.rule)
-    state = build_serving_state(_load_features(settings, source), settings.serving_days)
-    decision = gate.register(settings, model, evaluation, test, params, figures, state)
-    return json_safe(decision.as_dict())
+    table = _load_features(settings, source)
+    live = score_champion(settings, table)
+    state = build_serving_state(table, settings.serving_days)
+    step = day_number(day)
+    decision = gate.register(settings, model, evaluation, test, params, figures, state, live, step)
+    return json_safe({**decision.as_dict(), "champion_realized": live})
+
+
+def score_champion(settings: PipelineSettings, table: pd.DataFrame) -> dict[str, Any] | None:
+    """The champion's live scores on the prices that arrived since it was trained (workers.pipeline.monitor)."""
+    from workers import registry
+    from workers.pipeline import monitor
+
+    try:
+        ref = registry.champion_ref(settings)
+    except registry.NoChampionError:
+        return None
+    try:
+        model, state = registry.load_version(settings, ref)
+        scored = monitor.outcomes(
+            monitor.latest_forecasts(state, model), table, getattr(model, "horizon", settings.horizon)
+        )
+        backtest = registry.run_metrics(settings, ref.run_id, ("model.mape",)).get("model.mape")
+        return {"champion_version": ref.version, **monitor.realized_metrics(scored, settings.rule, backtest)}
+    except Exception:  # an unloadable champion must not block the run
+        logger.exception("could not score champion version %s on the prices since", ref.version)
+        return None
 
 
 def run_all(

@@ -94,3 +94,30 @@ def test_train_beside_evaluate_gives_the_model_train_alone_gives(settings, monke
     again = gate.load_candidate(store.candidate_dir(DAY, "demo") / "model.pkl").predict(test)
     for field in ("ret", "low", "high", "fair"):
         assert (getattr(beside, field) == getattr(again, field)).all(), field
+
+
+def test_a_later_run_scores_the_champion_on_the_prices_that_arrived(settings, tmp_path):
+    """Run 1 on 200 days makes a champion; run 2 on the same cards with 10 more days scores the
+    champion's served forecasts against those days and logs them to MLflow as a point per run."""
+    from datetime import timedelta
+
+    import mlflow
+
+    from workers.pipeline.sources.demo import generate
+
+    prices = generate(n_cards=40, n_days=210, seed=9)
+    dates = sorted(prices["date"].unique())
+    first, later = tmp_path / "first.parquet", tmp_path / "later.parquet"
+    prices[prices["date"] <= dates[199]].to_parquet(first)
+    prices.to_parquet(later)
+    one = run.run_all(settings, "file", DAY, input_path=first)
+    assert one["steps"]["register"]["promoted"] and one["steps"]["register"]["champion_realized"] is None
+    two = run.run_all(settings, "file", DAY + timedelta(days=10), input_path=later)
+    live = two["steps"]["register"]["champion_realized"]
+    assert live["champion_version"] == one["steps"]["register"]["version"]
+    assert live["n"] == 40, live  # one forecast per card, each with its outcome h=1 observation later
+    assert 0 < live["mape"] < 50 and 0 <= live["coverage"] <= 1 and isinstance(live["decay"], bool)
+    run_id = mlflow.MlflowClient().get_model_version(settings.model_name, two["steps"]["register"]["version"]).run_id
+    history = mlflow.MlflowClient().get_metric_history(run_id, "champion_realized.mape")
+    assert [round(m.value, 6) for m in history] == [round(live["mape"], 6)]
+    assert history[0].step == (DAY + timedelta(days=10) - date(1970, 1, 1)).days

@@ -19,6 +19,10 @@ from workers.signals import DEFAULT_RULE, SignalRule
 logger = logging.getLogger(__name__)
 
 MIN_VALIDATION_PERIODS = 4
+# Below this many non-overlapping horizons the held-out outcomes are one market
+# move seen many times: conformal calibration on them widens the band to that
+# one move, so the band stays as the quantile fits give it.
+MIN_CALIBRATION_PERIODS = 2
 # The model considers the most recent MODEL_WINDOW_FACTOR * max_train_rows
 # rows: the validation slice comes from their latest dates, and the fits use
 # the most recent max_train_rows of them.
@@ -116,15 +120,13 @@ class GBMModel:
             # many times: no basis to trust anything over naive.
             reason = f"validation window holds {periods:.1f} non-overlapping horizons"
             logger.warning("%s: shipping naive, fair = market", reason)
-            # Still the latest outcomes the fits have not seen: the band is calibrated on them.
-            adjust, raw = self._calibration(sub, val, np.zeros(len(val)))
-            return {
-                "forecast": "naive",
-                "fair": "market",
-                "reason": reason,
-                "interval_adjust": adjust,
-                "validation_raw_coverage": raw,
-            }
+            early: dict[str, Any] = {"forecast": "naive", "fair": "market", "reason": reason}
+            if periods >= MIN_CALIBRATION_PERIODS:
+                # Still outcomes the fits have not seen: the band is calibrated on them.
+                early["interval_adjust"], early["validation_raw_coverage"] = self._calibration(
+                    sub, val, np.zeros(len(val))
+                )
+            return early
         yv = val["target"].to_numpy()
         gbm_ret = Fitted.fit(sub, "target", "absolute_error", median_of_price=True, half_life_days=hl).predict(
             val, median_of_price=True
