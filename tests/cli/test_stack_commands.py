@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from contracts import keys
-from tests.e2e.conftest import make_stack
+from tests.e2e.conftest import running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -28,10 +28,8 @@ REDIS_CLI = [
 
 @pytest.fixture(scope="module")
 def running(redis_server, champion_data_dir):
-    stack = make_stack(redis_server, champion_data_dir, db=3)
-    stack.start(timeout=180)
-    yield stack
-    stack.stop()
+    with running_stack(redis_server, champion_data_dir, db=3) as stack:
+        yield stack
 
 
 def test_the_quick_start_curl_prices_a_card(running) -> None:

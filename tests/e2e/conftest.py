@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -35,6 +37,17 @@ def make_stack(redis_server, data_dir: Path, db: int, **env: str) -> LocalStack:
             **env,
         },
     )
+
+
+@contextlib.contextmanager
+def running_stack(redis_server, data_dir: Path, db: int, **env: str) -> Iterator[LocalStack]:
+    """A started stack (make_stack), stopped on leaving."""
+    s = make_stack(redis_server, data_dir, db, **env)
+    s.start(timeout=180)
+    try:
+        yield s
+    finally:
+        s.stop()
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.e2e.conftest import make_stack
+from tests.e2e.conftest import running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -34,10 +34,8 @@ statuses: Counter[int] = Counter()
 
 @pytest.fixture(scope="module")
 def live_stack(redis_server, champion_data_dir):
-    stack = make_stack(redis_server, champion_data_dir, db=12)
-    stack.start(timeout=180)
-    yield stack
-    stack.stop()
+    with running_stack(redis_server, champion_data_dir, db=12) as stack:
+        yield stack
 
 
 def test_gateway_survives_generated_input(live_stack) -> None:

@@ -82,12 +82,22 @@ def _banner(stack: Any, settings: PipelineSettings) -> None:
         soft_wrap=True,
         highlight=False,
     )
-    if os.environ.get("POKEWATCH_AUTH_REQUIRED", "").lower() not in ("1", "true", "yes", "on"):
+    if not _auth_required():
         console.print(
             "[yellow]authentication is off[/yellow] (local default): anyone who reaches the gateway may use it; "
             "POKEWATCH_AUTH_REQUIRED=true and `pokewatch keys create` turn it on"
         )
     console.print("Ctrl-C stops every process started here.")
+
+
+def _auth_required() -> bool:
+    """POKEWATCH_AUTH_REQUIRED parsed as the gateway's settings parse it (pydantic's bool)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(bool).validate_python(os.environ.get("POKEWATCH_AUTH_REQUIRED", "false"))
+    except ValidationError:
+        return False
 
 
 def _example_card(url: str) -> str:

@@ -93,6 +93,7 @@ def register(
     serving_state: pd.DataFrame | None = None,
     champion_realized: dict[str, Any] | None = None,
     step: int = 0,
+    champion: tuple[str, Any] | None = None,
 ) -> GateDecision:
     """Log the candidate run, register a version, gate it, maybe promote it.
 
@@ -109,6 +110,9 @@ def register(
             logged as `champion_realized.*` metrics at `step` (the collection
             day's number: one point per run) and tags.
         step: the MLflow step of those metrics.
+        champion: the current champion's version and its loaded model (None
+            if it could not be loaded: then it counts as absent), or None
+            when there is no champion.
 
     Returns:
         The gate decision, also stored as tags on the version.
@@ -116,15 +120,15 @@ def register(
     mlflow = registry.mlflow()
     experiment_id = registry.configure(settings)
     client = mlflow.MlflowClient()
-    current = registry.champion_version(settings)
+    current = champion[0] if champion else None
     champion_mape = None
     vs_champion = None
-    if current is not None:
+    if champion is not None and champion[1] is not None:
         try:
-            champion_ret = registry.load_model(settings, current).predict(test).ret
+            champion_ret = champion[1].predict(test).ret
             champion_mape = 100 * mape_of_returns(champion_ret, test["target"].to_numpy())
             vs_champion = improvement_over(test, champion_ret)
-        except Exception:  # an unloadable champion must not block a good candidate
+        except Exception:  # a champion that cannot score must not block a good candidate
             logger.exception("could not re-score champion version %s; treating it as absent", current)
     candidate_mape = float(evaluation["model"]["mape"])
     naive_mape = float(evaluation["naive"]["mape"])

@@ -162,30 +162,49 @@ def register(settings: PipelineSettings, source: str, day: date) -> dict[str, An
     }
     figures = evaluation_figures(test, settings.rule)
     table = _load_features(settings, source)
-    live = score_champion(settings, table)
+    champion = load_champion(settings)
+    live = score_champion(settings, table, champion) if champion else None
     state = build_serving_state(table, settings.serving_days)
     step = day_number(day)
-    decision = gate.register(settings, model, evaluation, test, params, figures, state, live, step)
+    loaded = (champion[0].version, champion[1][0] if champion[1] else None) if champion else None
+    decision = gate.register(settings, model, evaluation, test, params, figures, state, live, step, loaded)
     return json_safe({**decision.as_dict(), "champion_realized": live})
 
 
-def score_champion(settings: PipelineSettings, table: pd.DataFrame) -> dict[str, Any] | None:
-    """The champion's live scores on the prices that arrived since it was trained (workers.pipeline.monitor)."""
+def load_champion(settings: PipelineSettings) -> tuple[Any, tuple[Any, pd.DataFrame] | None] | None:
+    """The champion's reference with its model and serving state (None if they cannot be
+    loaded), or None when there is no champion. Loaded once for the gate and the live scores."""
     from workers import registry
-    from workers.pipeline import monitor
 
     try:
         ref = registry.champion_ref(settings)
     except registry.NoChampionError:
         return None
     try:
-        model, state = registry.load_version(settings, ref)
+        return ref, registry.load_version(settings, ref)
+    except Exception:  # an unloadable champion must not block the run
+        logger.exception("could not load champion version %s; treating it as absent", ref.version)
+        return ref, None
+
+
+def score_champion(
+    settings: PipelineSettings, table: pd.DataFrame, champion: tuple[Any, tuple[Any, pd.DataFrame] | None]
+) -> dict[str, Any] | None:
+    """The champion's live scores on the prices that arrived since it was trained (workers.pipeline.monitor)."""
+    from workers import registry
+    from workers.pipeline import monitor
+
+    ref, loaded = champion
+    if loaded is None:
+        return None
+    model, state = loaded
+    try:
         scored = monitor.outcomes(
             monitor.latest_forecasts(state, model), table, getattr(model, "horizon", settings.horizon)
         )
         backtest = registry.run_metrics(settings, ref.run_id, ("model.mape",)).get("model.mape")
         return {"champion_version": ref.version, **monitor.realized_metrics(scored, settings.rule, backtest)}
-    except Exception:  # an unloadable champion must not block the run
+    except Exception:  # scoring must not block the run
         logger.exception("could not score champion version %s on the prices since", ref.version)
         return None
 
