@@ -24,6 +24,10 @@ SCHEMA_VERSION: Literal[1] = 1
 MAX_BATCH = 500
 
 Signal = Literal["BUY", "SELL", "HOLD"]
+# Which rule decided a signal (workers.signals): fixed thresholds, the card's
+# own volatility, the model's chance of a move, or none (no rule validated
+# for the model version: HOLD).
+SignalRuleKind = Literal["fixed", "volatility", "probability", "none"]
 CardId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
@@ -80,9 +84,28 @@ class Quote(BaseModel):
     fair_price: float
     fair_price_low: float
     fair_price_high: float
+    typical_move: float = Field(
+        default=0.0, ge=0, description="the card's typical move over the horizon, log units (1 standard deviation)"
+    )
+    chance_up: float | None = Field(
+        default=None, ge=0, le=1, description="chance the price is higher after the horizon"
+    )
+    chance_down: float | None = Field(default=None, ge=0, le=1, description="chance it is lower")
     currency: str | None = None
     model_version: str
     served_by: str
+
+
+class SignalBasis(BaseModel):
+    """The signal rule a model version ships with, chosen on validation by the pipeline."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: SignalRuleKind = "fixed"
+    k: float | None = Field(
+        default=None, description="volatility rule: fires at k typical moves; probability rule: at this chance"
+    )
+    reason: str = Field(default="", max_length=1000, description="why this rule (or none) was chosen")
 
 
 class PriceQuotes(Message):
@@ -91,6 +114,7 @@ class PriceQuotes(Message):
     request_id: str
     reply_to: str
     deadline: float
+    basis: SignalBasis = Field(default_factory=SignalBasis, description="the rule of the version that priced them")
     results: list[Annotated[Quote | ItemError, Field(discriminator="kind")]]
 
 
@@ -111,6 +135,14 @@ class SignalDecided(BaseModel):
     fair_price_high: float
     deviation_pct: float = Field(description="(market / fair - 1) * 100")
     signal: Signal
+    rule: SignalRuleKind = Field(default="fixed", description="the rule that decided the signal")
+    reason: str = Field(default="", description="why the signal is what it is: expected move, interval, rule")
+    expected_move_pct: float = Field(default=0.0, description="(fair / market - 1) * 100")
+    expected_move_low_pct: float = Field(default=0.0, description="(fair_price_low / market - 1) * 100")
+    expected_move_high_pct: float = Field(default=0.0, description="(fair_price_high / market - 1) * 100")
+    typical_move_pct: float = Field(default=0.0, description="the card's typical move over the horizon, %")
+    chance_up: float | None = Field(default=None, description="chance the price is higher after the horizon")
+    chance_down: float | None = Field(default=None, description="chance the price is lower after the horizon")
     currency: str | None = None
     model_version: str
     served_by: str = Field(description="model replica that priced it")

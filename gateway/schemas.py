@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from contracts.messages import MAX_BATCH, CardId, Signal
+from contracts.messages import MAX_BATCH, CardId, Signal, SignalRuleKind
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -54,10 +54,34 @@ class FairPriceResponse(BaseModel):
     fair_price: float
     fair_price_low: float = Field(description="low end of the 80% interval")
     fair_price_high: float = Field(description="high end of the 80% interval")
-    deviation_pct: float = Field(
-        description="(market / fair - 1) * 100; BUY or SELL past the thresholds the deployment configures"
-    )
+    deviation_pct: float = Field(description="(market / fair - 1) * 100")
     signal: Signal
+    rule: SignalRuleKind = Field(
+        description=(
+            "the rule that decided the signal, chosen per market on validation: `fixed` (BUY at market >= "
+            "POKEWATCH_BUY_THRESHOLD under fair, SELL at >= POKEWATCH_SELL_THRESHOLD over), `volatility` "
+            "(the expected move is at least k of the card's typical moves), `probability` (the model gives at "
+            "least k chance of a move to fair's side) or `none` (no rule validated: HOLD). "
+            "With POKEWATCH_TRADE_FEE set, a signal fires only where the expected move clears the fee"
+        )
+    )
+    reason: str = Field(
+        description="why the signal is what it is: the expected move, its interval, the rule and the fee",
+        examples=[
+            "BUY: expected move +12.4% [+1.0%, +19.8%]; fixed rule: BUY at market >= 10% under fair, "
+            "SELL at >= 15% over"
+        ],
+    )
+    expected_move_pct: float = Field(description="(fair / market - 1) * 100: the move the signal expects")
+    expected_move_low_pct: float = Field(description="(fair_price_low / market - 1) * 100")
+    expected_move_high_pct: float = Field(description="(fair_price_high / market - 1) * 100")
+    typical_move_pct: float = Field(
+        description="the card's typical move over the horizon (1 standard deviation, %), the volatility rule's unit"
+    )
+    chance_up: float | None = Field(
+        default=None, description="the model's chance that the price is higher after the horizon (0-1), if it has one"
+    )
+    chance_down: float | None = Field(default=None, description="its chance that the price is lower (0-1)")
     currency: str | None = None
     model_version: str
 

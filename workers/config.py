@@ -44,12 +44,15 @@ class RegistrySettings(BaseSettings):
 
 
 class SignalSettings(BaseSettings):
-    """POKEWATCH_BUY_THRESHOLD / POKEWATCH_SELL_THRESHOLD."""
+    """POKEWATCH_BUY_THRESHOLD / POKEWATCH_SELL_THRESHOLD (the fixed rule) and POKEWATCH_TRADE_FEE."""
 
     model_config = ENV
 
     buy_threshold: float = Field(default=DEFAULT_RULE.buy, gt=0, lt=1)
     sell_threshold: float = Field(default=DEFAULT_RULE.sell, gt=0)
+    trade_fee: float = Field(
+        default=0.0, ge=0, lt=1, description="fee a signal's expected move must clear (0.12 = 12%); 0 = none"
+    )
 
     @property
     def rule(self) -> SignalRule:

@@ -77,9 +77,15 @@ def test_fair_price_for_one_card_lands_on_the_signals_stream(client: httpx.Clien
     assert body["fair_price_low"] <= body["fair_price"] <= body["fair_price_high"]
     assert body["signal"] in {"BUY", "SELL", "HOLD"}
     assert body["deviation_pct"] == pytest.approx((body["market_price"] / body["fair_price"] - 1) * 100, abs=1e-3)
+    # Each signal says which rule decided it and why, with the expected move and its interval.
+    assert body["rule"] in {"fixed", "volatility", "probability", "none"} and body["reason"].startswith(body["signal"])
+    assert body["expected_move_pct"] == pytest.approx((body["fair_price"] / body["market_price"] - 1) * 100, abs=1e-2)
+    assert body["expected_move_low_pct"] <= body["expected_move_pct"] <= body["expected_move_high_pct"]
+    assert body["typical_move_pct"] > 0
     decided = [s for s in _signals(stack) if s["request_id"] == body["request_id"]]
     assert len(decided) == 1 and decided[0]["signal"] == body["signal"]
     assert decided[0]["model_version"] == body["model_version"]
+    assert (decided[0]["rule"], decided[0]["reason"]) == (body["rule"], body["reason"])
 
 
 def test_past_date_is_answered_as_of_that_date(client: httpx.Client) -> None:

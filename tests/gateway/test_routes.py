@@ -83,3 +83,16 @@ def test_health_is_degraded_until_both_roles_are_live(gateway, broker_url: str) 
     assert body["status"] == "ok" and body["model_versions"] == ["4"]
     assert {x["replica_id"]: x["live"] for x in body["replicas"]} == {"decision-a": True, "model-a": True}
     r.close()
+
+
+def test_the_openapi_schema_documents_the_rule_and_reason_of_each_signal() -> None:
+    from gateway.main import create_app
+
+    schema = create_app().openapi()
+    response = schema["components"]["schemas"]["FairPriceResponse"]
+    assert {"rule", "reason", "expected_move_pct", "expected_move_low_pct", "typical_move_pct"} <= set(
+        response["required"]
+    )
+    rule = response["properties"]["rule"]
+    assert rule["enum"] == ["fixed", "volatility", "probability", "none"] and "POKEWATCH_TRADE_FEE" in rule["description"]
+    assert "expected move" in response["properties"]["reason"]["description"]

@@ -39,13 +39,13 @@ def test_the_pipeline_chooses_and_evaluates_with_the_configured_rule(configured,
 
     # The candidate choice: every call the GBM makes to choose its fair level gets the configured rule.
     seen: list[SignalRule] = []
-    real = gbm.choose_fair
+    real = gbm.choose_signals
 
-    def recording(candidates, realised, rule):
+    def recording(candidates, typical, realised, rule, fee):
         seen.append(rule)
-        return real(candidates, realised, rule)
+        return real(candidates, typical, realised, rule, fee)
 
-    monkeypatch.setattr(gbm, "choose_fair", recording)
+    monkeypatch.setattr(gbm, "choose_signals", recording)
     for step in ("collect", "validate"):
         getattr(steps, step)(settings, "demo", DAY)
     steps.features(settings, "demo")
@@ -55,8 +55,9 @@ def test_the_pipeline_chooses_and_evaluates_with_the_configured_rule(configured,
     out_dir = tmp_path / "data" / "candidates"
     trained = gate.load_candidate(next(out_dir.rglob("model.pkl")))
     assert trained.rule == RULE
-    edges = trained.choice["validation_signal_edge"]
-    assert set(edges) == {"gbm", "reversion"}
+    edges = trained.choice["validation_signals"]
+    assert {key.split("/")[0] for key in edges} == {"gbm", "reversion"}
+    assert "gbm/fixed" in edges and "reversion/volatility@2" in edges
 
     # The evaluation: its signal rates are the rule's on the test rows it wrote, not the defaults'.
     test = pd.read_parquet(next(out_dir.rglob("test.parquet")))
@@ -67,10 +68,10 @@ def test_the_pipeline_chooses_and_evaluates_with_the_configured_rule(configured,
         signals = decide(market, np.exp(test[f"fair_{name}"].to_numpy()), rule)
         return float(np.mean(signals != "HOLD"))
 
-    baseline = "rolling_mean_3"  # its fair level is fixed by the data, so signals fire on the demo
+    baseline = "rolling_mean_3"  # its fair level is fixed by the data and it signals by the fixed rule
     assert rate(baseline, DEFAULT_RULE) > rate(baseline, RULE), "the two rules must differ on these rows"
     assert metrics[baseline]["signal_rate"] == pytest.approx(rate(baseline, RULE))
-    assert evaluation["signal_rate"] == pytest.approx(rate("model", RULE))
+    assert evaluation["signal_rate"] == pytest.approx(float(np.mean(test["way_model"] != 0)))
 
 
 async def test_the_decision_worker_serves_the_configured_rule(configured, redis_server) -> None:
@@ -89,6 +90,35 @@ async def test_the_decision_worker_serves_the_configured_rule(configured, redis_
     await worker.handle(entries[0][1], claimed=False)
     served = [json.loads(f[b"payload"]) for _, f in await client.xrange(keys.SIGNALS_STREAM)]
     assert {s["card_id"]: s["signal"] for s in served} == {card: want for card, (_, want) in cases.items()}
+    await client.flushdb()
+    await client.aclose()
+    await worker.redis.aclose()
+
+
+async def test_the_trade_fee_and_the_versions_rule_reach_the_signals_stream(monkeypatch, redis_server) -> None:
+    from contracts.messages import SignalBasis
+
+    monkeypatch.setenv("POKEWATCH_TRADE_FEE", "0.05")
+    url = redis_server.url.rsplit("/", 1)[0] + "/6"
+    client = aioredis.Redis.from_url(url)
+    await client.flushdb()
+    await keys.ensure_groups(client)
+    worker = DecisionWorker(WorkerSettings(redis_url=url), "decision-fee")
+    assert worker.settings.trade_fee == 0.05
+    # Typical move 1%: fair +4% and +8% are 4 and 8 typical moves, but only +8% clears the 5% fee.
+    quotes = [
+        make_quote(c, 100.0, fair).model_copy(update={"typical_move": 0.01}) for c, fair in (("a", 104), ("b", 108))
+    ]
+    basis = SignalBasis(rule="volatility", k=2.0, reason="validated on the test feed")
+    msg = PriceQuotes(request_id="r-fee", reply_to="reply:none", deadline=time.time() + 30, basis=basis, results=quotes)
+    await client.xadd(keys.QUOTES_STREAM, {keys.PAYLOAD_FIELD: msg.model_dump_json()})
+    entries = await client.xreadgroup(keys.DECISION_GROUP, "decision-fee", {keys.QUOTES_STREAM: ">"})
+    await worker.handle(entries[0][1], claimed=False)
+    served = {s["card_id"]: s for s in (json.loads(f[b"payload"]) for _, f in await client.xrange(keys.SIGNALS_STREAM))}
+    assert (served["a"]["signal"], served["b"]["signal"]) == ("HOLD", "BUY")
+    assert served["a"]["rule"] == served["b"]["rule"] == "volatility"
+    assert "does not clear the 5% trade fee" in served["a"]["reason"]
+    assert "clears the 5% trade fee" in served["b"]["reason"] and served["b"]["expected_move_pct"] == pytest.approx(8.0)
     await client.flushdb()
     await client.aclose()
     await worker.redis.aclose()

@@ -37,7 +37,8 @@ from workers.pipeline.metrics import (
     signal_metrics,
 )
 from workers.pipeline.models import MODEL_WINDOW_FACTOR, PriceModel, make_models
-from workers.signals import DEFAULT_RULE, SignalRule, decide
+from workers.pipeline.models.base import signal_directions
+from workers.signals import DEFAULT_RULE, SignalRule, labels
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class EvalConfig:
     train_fraction: float = 0.7
     embargo_days: int = 3
     rule: SignalRule = DEFAULT_RULE
+    fee: float = 0.0
     n_boot: int = 1000
     max_train_rows: int = 300_000
     folds: int = 8
@@ -116,8 +118,7 @@ def _score(test: pd.DataFrame, name: str, cfg: EvalConfig) -> dict[str, float]:
     truth = test["target"].to_numpy()
     ret = test[f"pred_{name}"].to_numpy()
     metrics = forecast_metrics(ret, truth)
-    fair = np.exp(test[f"fair_{name}"].to_numpy())
-    metrics.update(signal_metrics(decide(np.ones(len(test)), fair, cfg.rule), truth))
+    metrics.update(signal_metrics(labels(test[f"way_{name}"].to_numpy()), truth))
     inside = (truth >= test[f"low_{name}"].to_numpy()) & (truth <= test[f"high_{name}"].to_numpy())
     metrics["interval_coverage"] = float(inside.mean())
     return metrics
@@ -128,11 +129,14 @@ def _fit_fold(
 ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, PriceModel]]:
     """Train every model on one fold's training rows and forecast its test rows."""
     models: dict[str, PriceModel] = {}
-    for model in make_models(cfg.horizon, cfg.fair_horizon, cfg.max_train_rows, cfg.half_life_days, cfg.rule):
+    built = make_models(cfg.horizon, cfg.fair_horizon, cfg.max_train_rows, cfg.half_life_days, cfg.rule, cfg.fee)
+    for model in built:
         model.fit(train)
         fc = model.predict(test)
         test[f"pred_{model.name}"], test[f"fair_{model.name}"] = fc.ret, fc.fair
         test[f"low_{model.name}"], test[f"high_{model.name}"] = fc.low, fc.high
+        # Each fold's model signals by the rule it chose on its own validation slice.
+        test[f"way_{model.name}"] = signal_directions(model, fc, cfg.rule, cfg.fee)
         models[model.name] = model
     choice = getattr(models["model"], "choice", {})
     fold = {"start": str(start.date()), "train_rows": len(train), "test_rows": len(test), **choice}

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from workers.pipeline.metrics import ape_of_returns, signal_metrics
-from workers.signals import SignalRule, decide
+from workers.pipeline.models.base import signal_directions
+from workers.signals import SignalRule, labels
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +31,9 @@ MIN_OUTCOMES = 30
 N_BOOT = 500
 
 
-def latest_forecasts(state: pd.DataFrame, model: Any) -> pd.DataFrame:
-    """The model's forecast from each card's last state row: card_id, date, ret, low, high, fair (log ratios)."""
+def latest_forecasts(state: pd.DataFrame, model: Any, rule: SignalRule, fee: float = 0.0) -> pd.DataFrame:
+    """The model's forecast from each card's last state row: card_id, date, ret, low, high, fair
+    (log ratios) and `way`, its signal under the rule it ships with (+1 BUY, -1 SELL, 0 HOLD)."""
     last = state.sort_values("date").groupby("card_id", sort=False).tail(1)
     fc = model.predict(last)
     return pd.DataFrame(
@@ -42,6 +44,7 @@ def latest_forecasts(state: pd.DataFrame, model: Any) -> pd.DataFrame:
             "low": fc.low,
             "high": fc.high,
             "fair": fc.fair,
+            "way": signal_directions(model, fc, rule, fee),
         }
     )
 
@@ -61,7 +64,7 @@ def outcomes(forecasts: pd.DataFrame, prices: pd.DataFrame, horizon: int) -> pd.
     return out.drop(columns=["step", "outcome_step"])
 
 
-def realized_metrics(scored: pd.DataFrame, rule: SignalRule, backtest_mape: float | None) -> dict[str, Any]:
+def realized_metrics(scored: pd.DataFrame, backtest_mape: float | None) -> dict[str, Any]:
     """Realized MAPE (%), coverage, signal hits and the decay flag of scored forecasts (see `outcomes`)."""
     n = len(scored)
     if n == 0:
@@ -69,8 +72,7 @@ def realized_metrics(scored: pd.DataFrame, rule: SignalRule, backtest_mape: floa
     y = scored["realized"].to_numpy()
     ape = ape_of_returns(scored["ret"].to_numpy(), y)
     inside = (y >= scored["low"].to_numpy()) & (y <= scored["high"].to_numpy())
-    signals = decide(np.ones(n), np.exp(scored["fair"].to_numpy()), rule)
-    sig = signal_metrics(signals, y)
+    sig = signal_metrics(labels(scored["way"].to_numpy()), y)
     out: dict[str, Any] = {
         "n": n,
         "mape": 100 * float(ape.mean()),

@@ -7,17 +7,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workers.signals import BUY, HOLD, SELL, SignalRule, decide
+from workers.signals import BUY, HOLD, SELL, labels
 
 MODELS = ("model", "naive", "rolling_mean_3")
 
 
-def evaluation_figures(test: pd.DataFrame, rule: SignalRule) -> dict[str, Any]:
+def evaluation_figures(test: pd.DataFrame) -> dict[str, Any]:
     """Predicted vs actual, error distribution and signal mix on the test window.
 
     Args:
-        test: evaluation rows with `target` and `pred_<model>` / `fair_<model>`.
-        rule: the BUY/SELL thresholds of the signal mix.
+        test: evaluation rows with `target` and `pred_<model>` / `way_<model>`
+            (each model's signals under the rule it shipped with).
 
     Returns:
         name -> matplotlib Figure.
@@ -48,13 +48,13 @@ def evaluation_figures(test: pd.DataFrame, rule: SignalRule) -> dict[str, Any]:
     figs["error_distribution"] = fig
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    labels = [BUY, SELL, HOLD]
+    kinds = [BUY, SELL, HOLD]
     width = 0.25
     for i, name in enumerate(MODELS):
-        sig = decide(np.ones(len(test)), np.exp(test[f"fair_{name}"]), rule)
-        shares = [100 * float(np.mean(sig == s)) for s in labels]
+        sig = labels(test[f"way_{name}"].to_numpy())
+        shares = [100 * float(np.mean(sig == s)) for s in kinds]
         ax.bar(np.arange(3) + i * width, shares, width, label=name)
-    ax.set_xticks(np.arange(3) + width, labels)
+    ax.set_xticks(np.arange(3) + width, kinds)
     ax.set(yscale="log", ylabel="% of card-periods", title="Signal mix on the evaluation window")
     ax.legend()
     figs["signal_mix"] = fig

@@ -32,6 +32,7 @@ from workers.pipeline.serving_state import build_serving_state
 from workers.pipeline.sources import make_source
 from workers.pipeline.storage import DataStore, atomic_write_json, atomic_write_parquet
 from workers.pipeline.tracked_cards import load_tracked_cards
+from workers.signals import FIXED
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def eval_config(settings: PipelineSettings) -> EvalConfig:
         train_fraction=settings.train_fraction,
         embargo_days=settings.embargo_days,
         rule=settings.rule,
+        fee=settings.trade_fee,
         max_train_rows=settings.max_train_rows,
         folds=settings.eval_folds,
         half_life_days=settings.half_life_days or None,
@@ -107,7 +109,7 @@ def train(settings: PipelineSettings, source: str, day: date) -> dict[str, Any]:
     """Fit the candidate on all history (with its guarded fallback) and save it."""
     cfg = eval_config(settings)
     frame = with_targets(_load_features(settings, source), cfg.horizon, cfg.fair_horizon)
-    model = GBMModel(cfg.horizon, cfg.fair_horizon, cfg.max_train_rows, cfg.half_life_days, rule=cfg.rule)
+    model = GBMModel(cfg.horizon, cfg.fair_horizon, cfg.max_train_rows, cfg.half_life_days, rule=cfg.rule, fee=cfg.fee)
     model.fit(frame)
     path = gate.save_candidate(model, DataStore(settings.data_dir).candidate_dir(day, source) / "model.pkl")
     return json_safe({"model": str(path), "selection": model.choice})
@@ -119,7 +121,7 @@ def evaluate(settings: PipelineSettings, source: str, day: date) -> dict[str, An
     result = walk_forward(_load_features(settings, source), cfg)
     out_dir = DataStore(settings.data_dir).candidate_dir(day, source)
     keep = ["card_id", "date", "log_price", "target", *FEATURE_COLUMNS]
-    keep += [c for c in result.test.columns if c.startswith(("pred_", "fair_"))]
+    keep += [c for c in result.test.columns if c.startswith(("pred_", "fair_", "way_"))]
     atomic_write_parquet(result.test[list(dict.fromkeys(keep))], out_dir / "test.parquet")
     evaluation = result.to_json()
     path = atomic_write_json(evaluation, out_dir / "evaluation.json")
@@ -150,6 +152,11 @@ def register(settings: PipelineSettings, source: str, day: date) -> dict[str, An
         "fair_horizon": settings.fair_horizon,
         "buy_threshold": settings.buy_threshold,
         "sell_threshold": settings.sell_threshold,
+        "trade_fee": settings.trade_fee,
+        # The signal rule chosen on validation (workers.signals), its k, and why.
+        "signal_rule": getattr(model, "signal_policy", FIXED).rule,
+        "signal_k": getattr(model, "signal_policy", FIXED).k,
+        "signal_rule_reason": getattr(model, "signal_policy", FIXED).reason[:500],
         "train_fraction": settings.train_fraction,
         # Baselines are first-class models and register too; they have no selection.
         "forecast_choice": getattr(model, "choice", {}).get("forecast", model.name),
@@ -160,7 +167,7 @@ def register(settings: PipelineSettings, source: str, day: date) -> dict[str, An
         "n_train": evaluation.get("n_train"),
         "n_test": evaluation.get("n_test"),
     }
-    figures = evaluation_figures(test, settings.rule)
+    figures = evaluation_figures(test)
     table = _load_features(settings, source)
     champion = load_champion(settings)
     live = score_champion(settings, table, champion) if champion else None
@@ -200,10 +207,12 @@ def score_champion(
     model, state = loaded
     try:
         scored = monitor.outcomes(
-            monitor.latest_forecasts(state, model), table, getattr(model, "horizon", settings.horizon)
+            monitor.latest_forecasts(state, model, settings.rule, settings.trade_fee),
+            table,
+            getattr(model, "horizon", settings.horizon),
         )
         backtest = registry.run_metrics(settings, ref.run_id, ("model.mape",)).get("model.mape")
-        return {"champion_version": ref.version, **monitor.realized_metrics(scored, settings.rule, backtest)}
+        return {"champion_version": ref.version, **monitor.realized_metrics(scored, backtest)}
     except Exception:  # scoring must not block the run
         logger.exception("could not score champion version %s on the prices since", ref.version)
         return None

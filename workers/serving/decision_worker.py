@@ -3,8 +3,10 @@
 For every request it publishes one `Reply` on the asking gateway's channel and
 appends one `SignalDecided` per priced card to `pokewatch:signals`, which any
 subscriber can follow (`redis-cli XREAD BLOCK 0 STREAMS pokewatch:signals $`).
-The rule and its thresholds: workers.signals, configured by
-POKEWATCH_BUY_THRESHOLD and POKEWATCH_SELL_THRESHOLD.
+Which rule decides is the model version's (PriceQuotes.basis, chosen on
+validation by the pipeline); its fixed thresholds and the trade fee are this
+deployment's (POKEWATCH_BUY_THRESHOLD, POKEWATCH_SELL_THRESHOLD,
+POKEWATCH_TRADE_FEE). Each signal says why it is what it is (`reason`).
 """
 
 from __future__ import annotations
@@ -18,22 +20,47 @@ from redis.asyncio.client import Pipeline
 
 from contracts import keys
 from contracts.logs import request_context
-from contracts.messages import ItemError, PriceQuotes, Quote, Reply, SignalDecided
+from contracts.messages import ItemError, PriceQuotes, Quote, Reply, SignalBasis, SignalDecided
 from workers.serving.runtime import StreamWorker
-from workers.signals import SignalRule, decide, deviation
+from workers.signals import FIXED, MIN_TYPICAL_MOVE, SignalPolicy, SignalRule, deviation, directions, explain, labels
 
 logger = logging.getLogger(__name__)
 
 
 def decide_quotes(
-    quotes: Sequence[Quote | ItemError], request_id: str, rule: SignalRule
+    quotes: Sequence[Quote | ItemError],
+    request_id: str,
+    rule: SignalRule,
+    basis: SignalBasis | None = None,
+    fee: float = 0.0,
 ) -> list[SignalDecided | ItemError]:
-    """Signals for every quote (vectorized), item errors passed through, order kept."""
+    """Signals for every quote (vectorized), item errors passed through, order kept.
+
+    Args:
+        quotes: the model worker's results.
+        request_id: the request they answer.
+        rule: the fixed thresholds in force.
+        basis: the model version's signal rule (None: the fixed rule).
+        fee: the trade fee an expected move must clear.
+    """
+    policy = SignalPolicy(basis.rule, basis.k, basis.reason) if basis else FIXED
     priced = [q for q in quotes if isinstance(q, Quote)]
     market = np.array([q.market_price for q in priced], dtype="float64")
     fair = np.array([q.fair_price for q in priced], dtype="float64")
-    signals = decide(market, fair, rule)
+    low = np.log(np.array([q.fair_price_low for q in priced], dtype="float64") / market)
+    high = np.log(np.array([q.fair_price_high for q in priced], dtype="float64") / market)
+    typical = np.maximum(np.array([q.typical_move for q in priced], dtype="float64"), MIN_TYPICAL_MOVE)
+    move = np.log(fair / market)
+    with_chances = bool(priced) and all(q.chance_up is not None and q.chance_down is not None for q in priced)
+    up = np.array([q.chance_up for q in priced], dtype="float64") if with_chances else None
+    down = np.array([q.chance_down for q in priced], dtype="float64") if with_chances else None
+    way = directions(move, typical, policy, rule, fee, up, down)
+    signals = labels(way)
     devs = deviation(market, fair) * 100
+    reasons = [
+        explain(m, lo, hi, t, w, policy, rule, fee, q.chance_up, q.chance_down)
+        for q, m, lo, hi, t, w in zip(priced, move, low, high, typical, way, strict=True)
+    ]
     # Built from validated quotes: construct without re-validating, and give
     # every field (a missing one costs a default-factory inspection per call).
     now = time.time()
@@ -52,11 +79,19 @@ def decide_quotes(
             fair_price_high=q.fair_price_high,
             deviation_pct=round(float(d), 3),
             signal=str(s),  # type: ignore[arg-type]
+            rule=policy.rule,
+            reason=why,
+            expected_move_pct=round(float(np.expm1(m) * 100), 3),
+            expected_move_low_pct=round(float(np.expm1(lo) * 100), 3),
+            expected_move_high_pct=round(float(np.expm1(hi) * 100), 3),
+            typical_move_pct=round(float(np.expm1(t) * 100), 3),
+            chance_up=q.chance_up,
+            chance_down=q.chance_down,
             currency=q.currency,
             model_version=q.model_version,
             served_by=q.served_by,
         )
-        for q, s, d in zip(priced, signals, devs, strict=True)
+        for q, s, d, m, lo, hi, t, why in zip(priced, signals, devs, move, low, high, typical, reasons, strict=True)
     )
     return [next(decided) if isinstance(q, Quote) else q for q in quotes]
 
@@ -72,7 +107,7 @@ class DecisionWorker(StreamWorker[PriceQuotes]):
         rule = s.rule
         for quotes in messages:
             with request_context(quotes.request_id):
-                results = decide_quotes(quotes.results, quotes.request_id, rule)
+                results = decide_quotes(quotes.results, quotes.request_id, rule, quotes.basis, s.trade_fee)
                 # Each result is serialized once: the same JSON goes to the signals
                 # stream and, joined, into the Reply (same shape as Reply.model_dump_json()).
                 parts = [r.model_dump_json() for r in results]

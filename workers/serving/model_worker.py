@@ -111,6 +111,7 @@ class ModelWorker(StreamWorker[PredictRequest]):
                     request_id=request.request_id,
                     reply_to=request.reply_to,
                     deadline=request.deadline,
+                    basis=state.basis,
                     results=state.quote(request.items, self.replica_id),
                 )
                 pipe.xadd(

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from contracts import history
-from contracts.messages import ItemError, PredictItem, Quote
+from contracts.messages import ItemError, PredictItem, Quote, SignalBasis
+from workers.signals import FIXED, typical_move
 
 EPOCH_DAY = np.datetime64(history.EPOCH.isoformat(), "D")
 
@@ -37,10 +38,10 @@ class ServingState:
     """Model outputs for every (card, date) of the state, ready for lookups.
 
     Compact on purpose (a replica holds it in memory): per row only the day
-    number and five float32 prices (market, forecast, fair, low, high) plus
-    the volume (market price in float64, as shown to users); names, sets and
-    currencies once per card. The feature frame
-    is dropped once priced.
+    number, five float32 prices (market, forecast, fair, low, high), the
+    card's typical move (the signal rules' scale) and the volume (market price
+    in float64, as shown to users); names, sets and currencies once per card,
+    and the version's signal rule once. The feature frame is dropped once priced.
     """
 
     version: str
@@ -52,13 +53,18 @@ class ServingState:
     low: np.ndarray
     high: np.ndarray
     volume: np.ndarray
+    typical: np.ndarray
+    up: np.ndarray | None
+    down: np.ndarray | None
+    basis: SignalBasis
     info: dict[str, tuple[str | None, str | None, str | None]]  # card_id -> (name, set, currency)
 
     @classmethod
     def build(cls, version: str, state: pd.DataFrame, model: Any, chunk_rows: int = 250_000) -> ServingState:
         """Run the model once over every row of the state (sorted by card and date), in chunks."""
         n = len(state)
-        out = {k: np.empty(n, dtype="float32") for k in ("forecast", "fair", "low", "high")}
+        out = {k: np.empty(n, dtype="float32") for k in ("forecast", "fair", "low", "high", "typical", "up", "down")}
+        has_chances = True
         out["market"] = np.empty(n, dtype="float64")  # shown to users as is: keep it exact
         for start in range(0, n, chunk_rows):
             part = state.iloc[start : start + chunk_rows]
@@ -73,6 +79,12 @@ class ServingState:
             # widened where needed so that it always contains the fair price.
             out["low"][sl] = np.minimum(market * np.exp(fc.low), fair)
             out["high"][sl] = np.maximum(market * np.exp(fc.high), fair)
+            # From the band before it is widened to the fair price: the card's own spread.
+            out["typical"][sl] = typical_move(fc.low, fc.high)
+            if fc.up is None or fc.down is None:
+                has_chances = False
+            else:
+                out["up"][sl], out["down"][sl] = fc.up, fc.down
         # Per-card boundaries from integer codes: materializing one Python
         # string per row (millions) would fragment the heap for good.
         codes, uniques = pd.factorize(state["card_id"], sort=False)
@@ -91,7 +103,11 @@ class ServingState:
         volume = (
             state["volume"].to_numpy(dtype="float32") if "volume" in state.columns else np.full(n, np.nan, "float32")
         )
-        return cls(version=version, cards=cards, days=days, volume=volume, info=info, **out)
+        if not has_chances:
+            out["up"] = out["down"] = None  # type: ignore[assignment]
+        policy = getattr(model, "signal_policy", FIXED)
+        basis = SignalBasis(rule=policy.rule, k=policy.k, reason=policy.reason[:1000])
+        return cls(version=version, cards=cards, days=days, volume=volume, info=info, basis=basis, **out)
 
     def __len__(self) -> int:
         return len(self.days)
@@ -142,6 +158,9 @@ class ServingState:
                     fair_price=round(float(self.fair[row]), 4),
                     fair_price_low=round(float(self.low[row]), 4),
                     fair_price_high=round(float(self.high[row]), 4),
+                    typical_move=round(float(self.typical[row]), 5),
+                    chance_up=None if self.up is None else round(float(self.up[row]), 4),
+                    chance_down=None if self.down is None else round(float(self.down[row]), 4),
                     currency=self.info[item.card_id][2],
                     model_version=self.version,
                     served_by=served_by,

@@ -98,10 +98,14 @@ def test_reversion_fair_is_the_mean_of_3_on_cards_that_trade_and_the_market_else
     assert fair["thin"] == 0.0, "a card that does not trade keeps fair = market"
 
 
-def test_fair_candidate_shipped_is_the_one_with_the_larger_validation_edge(reverting) -> None:
+def test_the_pair_shipped_is_the_qualifying_one_with_the_largest_net_edge(reverting) -> None:
+    from workers.pipeline.models.fair import MIN_HIT_RATE
+
     choice = reverting.models["model"].choice
-    edges = choice["validation_signal_edge"]
-    assert set(edges) == {"gbm", "reversion"}
-    passing = {k: e["mean_edge"] for k, e in edges.items() if e["n"] >= 20 and e["mean_edge"] > 0}
+    table = choice["validation_signals"]
+    assert {key.split("/")[0] for key in table} == {"gbm", "reversion"}
+    passing = {k: e["total_net"] for k, e in table.items() if e["n"] >= 20 and e["hit_rate"] >= MIN_HIT_RATE}
     assert passing, "signals on a reverting market pass validation"
-    assert choice["fair"] == max(passing, key=passing.__getitem__)
+    best = max(passing, key=passing.__getitem__)
+    policy = reverting.models["model"].signal_policy
+    assert best == f"{choice['fair']}/{policy.rule}" + (f"@{policy.k:g}" if policy.k else "")

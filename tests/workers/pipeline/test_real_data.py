@@ -36,11 +36,11 @@ def test_weekly_forecast_beats_naive_with_confidence(nayel):
     assert nayel.metrics["rolling_mean_3"]["mape"] > nayel.metrics["naive"]["mape"] * 1.2
 
 
-def test_weekly_signals_beat_the_original_rule(nayel):
+def test_weekly_signals_meet_the_signal_goal_and_beat_the_original_rule(nayel):
     model, old = nayel.metrics["model"], nayel.metrics["rolling_mean_3"]
-    assert model["signal_rate"] >= 0.01
-    assert model["hit_rate"] > old["hit_rate"]
-    assert model["spread"] > old["spread"]
+    assert model["signal_rate"] >= 0.005
+    assert model["hit_rate"] >= 0.55 and model["hit_rate"] > old["hit_rate"]
+    assert model["fwd_return_buy"] > model["fwd_return_sell"]
 
 
 @pytest.mark.parametrize("horizon", [1, 7])
@@ -50,10 +50,9 @@ def test_daily_japanese_no_worse_than_naive(shared_data, horizon):
     )
     assert result.metrics["model"]["mape"] <= result.metrics["naive"]["mape"] * 1.005
     if horizon == 1:
-        # Signals on this short feed fire on fewer than 1% of card-days (the
-        # original rule itself fires on 0.97%), but the ones that fire are
-        # better than the original rule's on both counts.
+        # The signal goal: on >= 0.5% of card-days, right >= 55% of the time
+        # (the original rule: 38%), moves after BUY above moves after SELL.
         model, old = result.metrics["model"], result.metrics["rolling_mean_3"]
         assert model["signal_rate"] >= 0.005
-        assert model["hit_rate"] > old["hit_rate"]
-        assert model["spread"] > old["spread"]
+        assert model["hit_rate"] >= 0.55 and model["hit_rate"] > old["hit_rate"]
+        assert model["fwd_return_buy"] > model["fwd_return_sell"]

@@ -54,3 +54,20 @@ def test_reply_json_is_the_reply_document_of_the_serialized_results() -> None:
     text = reply_json("req-9", [r.model_dump_json() for r in results])
     assert Reply.model_validate_json(text) == Reply(request_id="req-9", results=results)
     assert text == Reply(request_id="req-9", results=results).model_dump_json()
+
+
+def test_the_model_versions_rule_decides_and_each_signal_says_why() -> None:
+    from contracts.messages import SignalBasis
+
+    smooth = make_quote("smooth", 100.0, 104.0).model_copy(update={"typical_move": 0.01})
+    noisy = make_quote("noisy", 100.0, 104.0).model_copy(update={"typical_move": 0.08})
+    basis = SignalBasis(rule="volatility", k=2.0, reason="validated")
+    out = decide_quotes([smooth, noisy], "r", SignalRule(0.1, 0.15), basis)
+    assert [(r.signal, r.rule) for r in out] == [("BUY", "volatility"), ("HOLD", "volatility")]
+    assert out[0].expected_move_pct == pytest.approx(4.0) and out[0].typical_move_pct == pytest.approx(1.005, abs=1e-3)
+    assert "typical moves" in out[0].reason and out[0].reason.startswith("BUY")
+    # The same quotes with a 5% fee: a 4% expected move does not clear it.
+    (fee_smooth, _) = decide_quotes([smooth, noisy], "r", SignalRule(0.1, 0.15), basis, fee=0.05)
+    assert fee_smooth.signal == "HOLD" and "does not clear the 5% trade fee" in fee_smooth.reason
+    (held,) = decide_quotes([smooth], "r", SignalRule(0.1, 0.15), SignalBasis(rule="none", reason="nothing validated"))
+    assert (held.signal, held.rule) == ("HOLD", "none") and "nothing validated" in held.reason

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from workers.pipeline.models.base import INTERVAL, Forecast, PriceModel
 from workers.pipeline.models.baselines import NaiveModel, RollingMeanModel
-from workers.pipeline.models.fair import MIN_VALIDATION_SIGNALS, choose_fair, reversion_fair, signal_edge
+from workers.pipeline.models.fair import MIN_VALIDATION_SIGNALS, choose_signals, reversion_fair, signal_edge
 from workers.pipeline.models.gbm import MODEL_WINDOW_FACTOR, GBMModel
 from workers.signals import DEFAULT_RULE, SignalRule
 
@@ -28,7 +28,7 @@ __all__ = [
     "NaiveModel",
     "PriceModel",
     "RollingMeanModel",
-    "choose_fair",
+    "choose_signals",
     "make_models",
     "reversion_fair",
     "signal_edge",
@@ -41,10 +41,12 @@ def make_models(
     max_train_rows: int = 300_000,
     half_life_days: float | None = 35.0,
     rule: SignalRule = DEFAULT_RULE,
+    fee: float = 0.0,
 ) -> list[PriceModel]:
-    """The candidate model (choosing its fair level under `rule`) followed by the two baselines."""
+    """The candidate model (choosing its fair level and signal rule under `rule` and `fee`)
+    followed by the two baselines."""
     return [
-        GBMModel(horizon, fair_horizon, max_train_rows, half_life_days or None, rule=rule),
+        GBMModel(horizon, fair_horizon, max_train_rows, half_life_days or None, rule=rule, fee=fee),
         NaiveModel(horizon=horizon),
         RollingMeanModel(horizon=horizon),
     ]

@@ -13,6 +13,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from workers.signals import FIXED, SignalRule, directions, typical_move
+
 INTERVAL = (0.10, 0.90)
 
 
@@ -24,6 +26,9 @@ class Forecast:
     low: np.ndarray
     high: np.ndarray
     fair: np.ndarray
+    # Chances that the price is higher / lower after the horizon (None: the model has no direction model).
+    up: np.ndarray | None = None
+    down: np.ndarray | None = None
 
 
 class PriceModel(Protocol):
@@ -33,6 +38,12 @@ class PriceModel(Protocol):
     def fit(self, train: pd.DataFrame) -> PriceModel: ...
 
     def predict(self, frame: pd.DataFrame) -> Forecast: ...
+
+
+def signal_directions(model: object, fc: Forecast, rule: SignalRule, fee: float) -> np.ndarray:
+    """+1 / -1 / 0 (BUY / SELL / HOLD) of a model's forecast under the signal rule it ships with."""
+    policy = getattr(model, "signal_policy", FIXED)
+    return directions(fc.fair, typical_move(fc.low, fc.high), policy, rule, fee, fc.up, fc.down)
 
 
 def residual_band(residuals: pd.Series) -> tuple[float, float]:

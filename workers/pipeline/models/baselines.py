@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from workers.pipeline.models.base import Forecast, residual_band
+from workers.signals import FIXED
 
 
 class _BaselineModel:
@@ -16,6 +17,8 @@ class _BaselineModel:
     name: str
     horizon: int
     band: tuple[float, float]
+    # Baselines signal by the fixed thresholds (the original product's rule).
+    signal_policy = FIXED
 
     def _ret(self, frame: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError

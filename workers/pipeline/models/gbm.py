@@ -11,10 +11,10 @@ import pandas as pd
 
 from workers.pipeline.metrics import ape_of_returns, card_bootstrap_improvement, mape_of_returns
 from workers.pipeline.models.base import INTERVAL, Forecast
-from workers.pipeline.models.boosting import Design, Fitted, recent
-from workers.pipeline.models.fair import FAIR_PARAMS, choose_fair, reversion_fair
+from workers.pipeline.models.boosting import Design, Direction, Fitted, recent
+from workers.pipeline.models.fair import FAIR_PARAMS, choose_signals, reversion_fair
 from workers.pipeline.models.interval import conformal_adjustment
-from workers.signals import DEFAULT_RULE, SignalRule
+from workers.signals import DEFAULT_RULE, SignalPolicy, SignalRule, typical_move
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,9 @@ class GBMModel:
       calibrated on the held-out slice (conformalized quantile regression) so
       that 80% of out-of-sample outcomes fall inside;
     - fair price: squared-error GBM of the `fair_horizon` value level, or the
-      liquid-card reversion level (see the module docstring).
+      liquid-card reversion level (see the module docstring);
+    - signal rule: fixed thresholds or volatility-scaled, chosen with the fair
+      level on the held-out slice (workers.pipeline.models.fair), or `none`.
 
     `fit` first holds out the latest 20% of training dates: if the GBM forecast
     does not beat naive there (nor a median drift), the model ships naive (or
@@ -75,6 +77,8 @@ class GBMModel:
     half_life_days: float | None = 35.0
     # The BUY/SELL rule the fair candidate is chosen for: the one evaluation and serving use.
     rule: SignalRule = DEFAULT_RULE
+    # The trade fee an expected move must clear (POKEWATCH_TRADE_FEE).
+    fee: float = 0.0
     name: str = "model"
     choice: dict[str, Any] = field(default_factory=dict)
     drift: float = 0.0
@@ -82,6 +86,7 @@ class GBMModel:
     _low: Any = None
     _high: Any = None
     _fair: Any = None
+    _direction: Any = None
 
     # ---------------------------------------------------------------- fit
     def fit(self, train: pd.DataFrame) -> GBMModel:
@@ -100,6 +105,8 @@ class GBMModel:
         self._low, self._high = _fit_bounds(rows, hl, design)
         if self.choice["fair"] == "gbm":
             self._fair = Fitted.fit(rows[rows["level"].notna()], "level", "squared_error", **FAIR_PARAMS)
+        if self.signal_policy.rule == "probability":
+            self._direction = Direction.fit(rows)
         return self
 
     def _select(self, rows: pd.DataFrame) -> dict[str, Any]:
@@ -108,22 +115,22 @@ class GBMModel:
         dates = np.sort(rows["date"].unique())
         if len(dates) < 10:
             logger.warning("only %d training dates: shipping naive, fair = market", len(dates))
-            return {"forecast": "naive", "fair": "market", "reason": "fewer than 10 training dates"}
+            return _naive("fewer than 10 training dates")
         cut = dates[int(len(dates) * 0.8)]
         sub = recent(rows[rows["target_date"] < cut], self.max_train_rows)
         val = rows[rows["date"] >= cut]
         if len(sub) < 500 or len(val) < 100:
-            return {"forecast": "naive", "fair": "market", "reason": "too few rows to validate"}
+            return _naive("too few rows to validate")
         periods = len(np.unique(val["date"])) / self.horizon
         if periods < MIN_VALIDATION_PERIODS:
             # Overlapping h-step targets on a few dates are one market move seen
             # many times: no basis to trust anything over naive.
             reason = f"validation window holds {periods:.1f} non-overlapping horizons"
             logger.warning("%s: shipping naive, fair = market", reason)
-            early: dict[str, Any] = {"forecast": "naive", "fair": "market", "reason": reason}
+            early = _naive(reason)
             if periods >= MIN_CALIBRATION_PERIODS:
                 # Still outcomes the fits have not seen: the band is calibrated on them.
-                early["interval_adjust"], early["validation_raw_coverage"] = self._calibration(
+                early["interval_adjust"], early["validation_raw_coverage"], _ = self._calibration(
                     sub, val, np.zeros(len(val))
                 )
             return early
@@ -146,7 +153,7 @@ class GBMModel:
         _, drift_low, _ = card_bootstrap_improvement(cards, ape_of_returns(drift_ret, yv), naive_ape, n_boot=200)
         forecast = "gbm" if gbm_low > 0 else "drift" if drift_low > 0 else "naive"
         shipped = {"gbm": gbm_ret, "drift": drift_ret, "naive": np.zeros_like(yv)}[forecast]
-        adjust, raw_coverage = self._calibration(sub, val, shipped)
+        adjust, raw_coverage, typical = self._calibration(sub, val, shipped)
         choice: dict[str, Any] = {
             "forecast": forecast,
             "validation_mape": scores,
@@ -154,21 +161,34 @@ class GBMModel:
             "interval_adjust": adjust,
             "validation_raw_coverage": raw_coverage,
             "fair": "market",
+            "signal_rule": SignalPolicy("none", reason="too few rows to fit the fair level").as_dict(),
         }
         lvl_sub = sub[sub["level_date"] < cut]
         if len(lvl_sub) >= 500:
             level = Fitted.fit(lvl_sub, "level", "squared_error", **FAIR_PARAMS).predict(val)
-            choice["fair"], choice["validation_signal_edge"] = choose_fair(
-                {"gbm": level, "reversion": reversion_fair(val)}, yv, self.rule
+            chances = Direction.fit(sub).chances(val)
+            fairs = {"gbm": level, "reversion": reversion_fair(val), "forecast": shipped}
+            choice["fair"], policy, choice["validation_signals"] = choose_signals(
+                fairs, typical, yv, self.rule, self.fee, chances
             )
+            choice["signal_rule"] = policy.as_dict()
         logger.info("model selection: %s", choice)
         return choice
 
-    def _calibration(self, sub: pd.DataFrame, val: pd.DataFrame, shipped: np.ndarray) -> tuple[float, float]:
-        """The conformal adjustment of bounds fitted on `sub`, on the held-out `val` (and their raw coverage)."""
-        low, high = _fit_bounds(sub, self.half_life_days)
-        y = val["target"].to_numpy()
-        return conformal_adjustment(np.minimum(low.predict(val), shipped), np.maximum(high.predict(val), shipped), y)
+    def _calibration(
+        self, sub: pd.DataFrame, val: pd.DataFrame, shipped: np.ndarray
+    ) -> tuple[float, float, np.ndarray]:
+        """The conformal adjustment of bounds fitted on `sub`, on the held-out `val`, their raw
+        coverage, and the typical moves of `val`'s rows under the calibrated band."""
+        fits = _fit_bounds(sub, self.half_life_days)
+        low, high = np.minimum(fits[0].predict(val), shipped), np.maximum(fits[1].predict(val), shipped)
+        adjust, raw = conformal_adjustment(low, high, val["target"].to_numpy())
+        return adjust, raw, typical_move(low - adjust, high + adjust)
+
+    @property
+    def signal_policy(self) -> SignalPolicy:
+        """The signal rule this model ships with (see workers.signals)."""
+        return SignalPolicy.of(self.choice.get("signal_rule"))
 
     # ------------------------------------------------------------ predict
     def predict(self, frame: pd.DataFrame) -> Forecast:
@@ -187,6 +207,19 @@ class GBMModel:
             fair = self._fair.predict(frame)
         elif self.choice.get("fair") == "reversion":
             fair = reversion_fair(frame)
+        elif self.choice.get("fair") == "forecast":
+            fair = ret.copy()
         else:
             fair = np.zeros(n)
-        return Forecast(ret, low, high, fair)
+        up, down = self._direction.chances(frame) if self._direction is not None else (None, None)
+        return Forecast(ret, low, high, fair, up, down)
+
+
+def _naive(reason: str) -> dict[str, Any]:
+    """The choice when nothing can be validated: naive forecast, fair = market, no signals."""
+    return {
+        "forecast": "naive",
+        "fair": "market",
+        "reason": reason,
+        "signal_rule": SignalPolicy("none", reason=reason).as_dict(),
+    }
