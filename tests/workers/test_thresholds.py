@@ -41,9 +41,9 @@ def test_the_pipeline_chooses_and_evaluates_with_the_configured_rule(configured,
     seen: list[SignalRule] = []
     real = gbm.choose_signals
 
-    def recording(candidates, typical, realised, rule, fee):
+    def recording(candidates, typical, realised, rule, fee, chances):
         seen.append(rule)
-        return real(candidates, typical, realised, rule, fee)
+        return real(candidates, typical, realised, rule, fee, chances)
 
     monkeypatch.setattr(gbm, "choose_signals", recording)
     for step in ("collect", "validate"):
@@ -56,7 +56,7 @@ def test_the_pipeline_chooses_and_evaluates_with_the_configured_rule(configured,
     trained = gate.load_candidate(next(out_dir.rglob("model.pkl")))
     assert trained.rule == RULE
     edges = trained.choice["validation_signals"]
-    assert {key.split("/")[0] for key in edges} == {"gbm", "reversion"}
+    assert {key.split("/")[0] for key in edges} == {"gbm", "reversion", "forecast"}
     assert "gbm/fixed" in edges and "reversion/volatility@2" in edges
 
     # The evaluation: its signal rates are the rule's on the test rows it wrote, not the defaults'.

@@ -99,12 +99,16 @@ def test_reversion_fair_is_the_mean_of_3_on_cards_that_trade_and_the_market_else
 
 
 def test_the_pair_shipped_is_the_qualifying_one_with_the_largest_net_edge(reverting) -> None:
-    from workers.pipeline.models.fair import MIN_HIT_RATE
+    from workers.pipeline.models.fair import HIT_MARGIN, MIN_HIT_RATE
 
     choice = reverting.models["model"].choice
     table = choice["validation_signals"]
-    assert {key.split("/")[0] for key in table} == {"gbm", "reversion"}
-    passing = {k: e["total_net"] for k, e in table.items() if e["n"] >= 20 and e["hit_rate"] >= MIN_HIT_RATE}
+    assert {key.split("/")[0] for key in table} == {"gbm", "reversion", "forecast"}
+    passing = {
+        k: e["total_net"]
+        for k, e in table.items()
+        if e["n"] >= max(20, 0.005 * e["n"] / max(e["rate"], 1e-9)) and e["hit_rate"] >= MIN_HIT_RATE + HIT_MARGIN
+    }
     assert passing, "signals on a reverting market pass validation"
     best = max(passing, key=passing.__getitem__)
     policy = reverting.models["model"].signal_policy

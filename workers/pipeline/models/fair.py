@@ -69,36 +69,60 @@ def reversion_fair(frame: pd.DataFrame) -> np.ndarray:
     return np.where(liquid, frame["mean_rel_3"].to_numpy(dtype="float64"), 0.0)
 
 
-def signal_edge(way: np.ndarray, realised: np.ndarray, fee: float = 0.0) -> dict[str, float]:
+def signal_edge(
+    way: np.ndarray, realised: np.ndarray, fee: float = 0.0, dates: np.ndarray | None = None
+) -> dict[str, float]:
     """How the signals `way` (+1 BUY, -1 SELL, 0 HOLD) did against the realised moves.
 
     Args:
         way: directions of the signals.
         realised: the next h-step log moves of the market.
         fee: the trade fee (fraction), taken off every signal's gain.
+        dates: integer codes of the rows' dates, for the date-resampled hit rate.
 
     Returns:
-        n, rate, hit_rate, mean_edge (mean simple gain in the signal's
-        direction, before the fee) and total_net (sum of gains net of the fee).
+        n, rate, hit_rate, hit_low (the 10th percentile of the hit rate over
+        resampled dates: signals on one day share one market move), mean_edge
+        (mean simple gain in the signal's direction, before the fee) and
+        total_net (sum of gains net of the fee).
     """
     acted = way != 0
     n = int(acted.sum())
     if not n:
-        return {"n": 0, "rate": 0.0, "hit_rate": 0.0, "mean_edge": 0.0, "total_net": 0.0}
+        return {"n": 0, "rate": 0.0, "hit_rate": 0.0, "hit_low": 0.0, "mean_edge": 0.0, "total_net": 0.0}
     gain = np.where(way[acted] > 0, np.expm1(realised[acted]), -np.expm1(realised[acted]))
+    hit = float(np.mean(gain > 0))
     return {
         "n": n,
         "rate": n / len(way),
-        "hit_rate": float(np.mean(gain > 0)),
+        "hit_rate": hit,
+        "hit_low": hit if dates is None else _date_resampled_low(dates[acted], gain > 0),
         "mean_edge": float(gain.mean()),
         "total_net": float((gain - fee).sum()),
     }
+
+
+def _date_resampled_low(dates: np.ndarray, hits: np.ndarray, n_boot: int = 200) -> float:
+    """10th percentile of the hit rate when whole dates are resampled with replacement."""
+    codes, _ = pd.factorize(pd.Series(dates))
+    n_dates = int(codes.max()) + 1
+    hit_sum = np.bincount(codes, weights=hits.astype("float64"), minlength=n_dates)
+    count = np.bincount(codes, minlength=n_dates).astype("float64")
+    idx = np.random.default_rng(0).integers(0, n_dates, size=(n_boot, n_dates))
+    rates = hit_sum[idx].sum(axis=1) / np.maximum(count[idx].sum(axis=1), 1.0)
+    return float(np.quantile(rates, 0.10))
+
+
+def pair_key(fair: str, policy: SignalPolicy) -> str:
+    """How a (fair candidate, rule) pair is named in the validation table: "gbm/volatility@2"."""
+    return f"{fair}/{policy.rule}" + (f"@{policy.k:g}" if policy.k else "")
 
 
 def _qualifies(edge: dict[str, float], n_rows: int, fee: float) -> bool:
     return (
         edge["n"] >= max(MIN_VALIDATION_SIGNALS, MIN_SIGNAL_SHARE * n_rows)
         and edge["hit_rate"] >= MIN_HIT_RATE + HIT_MARGIN
+        and edge["hit_low"] >= MIN_HIT_RATE
         and edge["mean_edge"] > fee
     )
 
@@ -110,6 +134,7 @@ def choose_signals(
     rule: SignalRule,
     fee: float = 0.0,
     chances: tuple[np.ndarray, np.ndarray] | None = None,
+    dates: np.ndarray | None = None,
 ) -> tuple[str, SignalPolicy, dict[str, dict[str, float]]]:
     """The fair candidate and signal rule to ship, and every pair's validation figures.
 
@@ -121,6 +146,7 @@ def choose_signals(
         rule: the fixed thresholds in force.
         fee: the trade fee in force.
         chances: the rows' chances of a higher / lower price (None: no probability rule).
+        dates: the rows' dates (None: the hit rate is not resampled by date).
     """
     policies = [SignalPolicy("fixed")] + [SignalPolicy("volatility", k) for k in VOLATILITY_KS]
     if chances is not None:
@@ -130,8 +156,8 @@ def choose_signals(
     best: tuple[float, str, SignalPolicy] | None = None
     for name, fair in candidates.items():
         for policy in policies:
-            key = f"{name}/{policy.rule}" + (f"@{policy.k:g}" if policy.k else "")
-            edge = signal_edge(directions(fair, typical, policy, rule, fee, up, down), realised, fee)
+            key = pair_key(name, policy)
+            edge = signal_edge(directions(fair, typical, policy, rule, fee, up, down), realised, fee, dates)
             table[key] = edge
             if _qualifies(edge, len(realised), fee) and (best is None or edge["total_net"] > best[0]):
                 best = (edge["total_net"], name, policy)
@@ -148,7 +174,7 @@ def choose_signals(
         )
         return next(iter(candidates)), SignalPolicy("none", reason=reason), table
     _, name, policy = best
-    e = table[f"{name}/{policy.rule}" + (f"@{policy.k:g}" if policy.k else "")]
+    e = table[pair_key(name, policy)]
     reason = (
         f"validated on {len(realised)} rows: {e['n']} signals ({e['rate']:.1%}), "
         f"{e['hit_rate']:.0%} right, mean move {e['mean_edge']:+.2%} in their direction"

@@ -12,7 +12,7 @@ import pandas as pd
 from workers.pipeline.metrics import ape_of_returns, card_bootstrap_improvement, mape_of_returns
 from workers.pipeline.models.base import INTERVAL, Forecast
 from workers.pipeline.models.boosting import Design, Direction, Fitted, recent
-from workers.pipeline.models.fair import FAIR_PARAMS, choose_signals, reversion_fair
+from workers.pipeline.models.fair import FAIR_PARAMS, choose_signals, pair_key, reversion_fair
 from workers.pipeline.models.interval import conformal_adjustment
 from workers.signals import DEFAULT_RULE, SignalPolicy, SignalRule, typical_move
 
@@ -106,7 +106,7 @@ class GBMModel:
         if self.choice["fair"] == "gbm":
             self._fair = Fitted.fit(rows[rows["level"].notna()], "level", "squared_error", **FAIR_PARAMS)
         if self.signal_policy.rule == "probability":
-            self._direction = Direction.fit(rows)
+            self._direction = Direction.fit(rows, hl if self.choice.get("direction_weighting") == "recency" else None)
         return self
 
     def _select(self, rows: pd.DataFrame) -> dict[str, Any]:
@@ -166,12 +166,19 @@ class GBMModel:
         lvl_sub = sub[sub["level_date"] < cut]
         if len(lvl_sub) >= 500:
             level = Fitted.fit(lvl_sub, "level", "squared_error", **FAIR_PARAMS).predict(val)
-            chances = Direction.fit(sub).chances(val)
             fairs = {"gbm": level, "reversion": reversion_fair(val), "forecast": shipped}
-            choice["fair"], policy, choice["validation_signals"] = choose_signals(
-                fairs, typical, yv, self.rule, self.fee, chances
-            )
+            # The direction model with and without recency weights: the one whose best rule does better ships.
+            tries = []
+            for weighting, half_life in (("equal", None), ("recency", hl)):
+                chances = Direction.fit(sub, half_life).chances(val)
+                fair, policy, table = choose_signals(
+                    fairs, typical, yv, self.rule, self.fee, chances, val["date"].to_numpy()
+                )
+                net = table[pair_key(fair, policy)]["total_net"] if policy.rule != "none" else float("-inf")
+                tries.append((net, weighting, fair, policy, table))
+            _, weighting, choice["fair"], policy, choice["validation_signals"] = max(tries, key=lambda t: t[0])
             choice["signal_rule"] = policy.as_dict()
+            choice["direction_weighting"] = weighting
         logger.info("model selection: %s", choice)
         return choice
 
