@@ -12,8 +12,9 @@ before the block, never after. Two leaks are closed explicitly:
   share underlying sales with test prices (daily series built from multi-day
   windows overlap by construction).
 
-No feature uses other cards' prices, so there is no cross-card leak from the
-same period.
+The only features read from other cards are the median moves of the feed
+and of the card's set on the row's own date (workers.pipeline.features),
+which were known on that date: no cross-card leak from later dates.
 """
 
 from __future__ import annotations
