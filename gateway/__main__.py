@@ -29,6 +29,11 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=10,
+        # Idle keep-alive connections stay open longer than clients and load
+        # balancers keep theirs (60 s is the common default): a server that
+        # closes first races a request being sent on the same connection, and
+        # the client sees a reset instead of an answer.
+        timeout_keep_alive=75,
     )
 
 

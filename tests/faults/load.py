@@ -8,9 +8,11 @@ import threading
 import httpx
 
 
-def post_many(url: str, bodies: list[dict], concurrency: int = 32, timeout: float = 30) -> list[httpx.Response | None]:
-    """POST every body to `url` with at most `concurrency` in flight; None where no answer came."""
-    results: list[httpx.Response | None] = [None] * len(bodies)
+def post_many(
+    url: str, bodies: list[dict], concurrency: int = 32, timeout: float = 30
+) -> list[httpx.Response | Exception | None]:
+    """POST every body to `url` with at most `concurrency` in flight; the client's error where no answer came."""
+    results: list[httpx.Response | Exception | None] = [None] * len(bodies)
 
     async def go() -> None:
         limits = httpx.Limits(max_connections=concurrency)
@@ -21,8 +23,8 @@ def post_many(url: str, bodies: list[dict], concurrency: int = 32, timeout: floa
                 async with sem:
                     try:
                         results[i] = await client.post(url, json=bodies[i])
-                    except httpx.HTTPError:
-                        results[i] = None
+                    except httpx.HTTPError as exc:
+                        results[i] = exc
 
             await asyncio.gather(*(one(i) for i in range(len(bodies))))
 
@@ -38,8 +40,8 @@ def in_background(url: str, bodies: list[dict], **kw: float) -> tuple[threading.
     return thread, box
 
 
-def outcome(resp: httpx.Response | None) -> str:
-    """The fault tests' tally: "200", "4xx/5xx" or "never answered"."""
-    if resp is None:
-        return "never answered"
+def outcome(resp: httpx.Response | Exception | None) -> str:
+    """The fault tests' tally: "200", "4xx/5xx" or "never answered" (with the client's error)."""
+    if resp is None or isinstance(resp, Exception):
+        return "never answered" + (f" ({type(resp).__name__}: {resp})" if resp is not None else "")
     return "200" if resp.status_code == 200 else "4xx/5xx"

@@ -41,9 +41,9 @@ def test_the_pipeline_chooses_and_evaluates_with_the_configured_rule(configured,
     seen: list[SignalRule] = []
     real = gbm.choose_signals
 
-    def recording(candidates, typical, realised, rule, fee, chances):
+    def recording(candidates, typical, realised, rule, *args):
         seen.append(rule)
-        return real(candidates, typical, realised, rule, fee, chances)
+        return real(candidates, typical, realised, rule, *args)
 
     monkeypatch.setattr(gbm, "choose_signals", recording)
     for step in ("collect", "validate"):
