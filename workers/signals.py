@@ -175,6 +175,7 @@ def explain(
     fee: float,
     up: float | None = None,
     down: float | None = None,
+    before_fee: float | None = None,
 ) -> str:
     """Why one card's signal is what it is, in a sentence a trader can check.
 
@@ -184,6 +185,8 @@ def explain(
         way: the signal's direction (see `directions`).
         policy, rule, fee: what decided it.
         up, down: the chances of a higher / lower price (the probability rule).
+        before_fee: the direction the rule gave before the fee (None: the same as `way`),
+            computed with the others by `directions(..., fee=0)`.
     """
     pct = f"expected move {np.expm1(move) * 100:+.1f}% [{np.expm1(low) * 100:+.1f}%, {np.expm1(high) * 100:+.1f}%]"
     if policy.rule == "none":
@@ -198,8 +201,7 @@ def explain(
         test = f"probability rule: {odds}, fires at {policy.k or 0:.0%} with fair on the same side"
     verdict = BUY if way > 0 else SELL if way < 0 else HOLD
     blocked = ""
-    chances = (None, None) if up is None or down is None else (np.array([up]), np.array([down]))
-    if way == 0 and fee > 0 and directions(np.array([move]), np.array([typical]), policy, rule, 0.0, *chances)[0]:
+    if way == 0 and fee > 0 and before_fee:
         blocked = f"; does not clear the {fee:.0%} trade fee"
     elif way != 0 and fee > 0:
         blocked = f"; clears the {fee:.0%} trade fee"

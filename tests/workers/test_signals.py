@@ -45,7 +45,7 @@ def test_the_reason_says_what_decided():
     rule = SignalRule()
     vol = explain(np.log(1.03), np.log(0.99), np.log(1.05), 0.01, 1.0, SignalPolicy("volatility", 2.0), rule, 0.0)
     assert vol.startswith("BUY: expected move +3.0% [-1.0%, +5.0%]") and "3.0 typical moves of 1.0%" in vol
-    blocked = explain(np.log(1.12), 0.0, np.log(1.2), 0.01, 0.0, SignalPolicy("fixed"), rule, 0.15)
+    blocked = explain(np.log(1.12), 0.0, np.log(1.2), 0.01, 0.0, SignalPolicy("fixed"), rule, 0.15, before_fee=1.0)
     assert blocked.startswith("HOLD") and "does not clear the 15% trade fee" in blocked
     none = explain(0.05, 0.0, 0.1, 0.01, 0.0, SignalPolicy("none", reason="no rule was right 55% of the time"), rule, 0)
     assert none.startswith("HOLD: no signal rule validated") and "55%" in none

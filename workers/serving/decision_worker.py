@@ -57,9 +57,11 @@ def decide_quotes(
     way = directions(move, typical, policy, rule, fee, up, down)
     signals = labels(way)
     devs = deviation(market, fair) * 100
+    # Which HOLDs the fee made, for the reasons: one vectorized call, not one per card.
+    before_fee = directions(move, typical, policy, rule, 0.0, up, down) if fee > 0 else way
     reasons = [
-        explain(m, lo, hi, t, w, policy, rule, fee, q.chance_up, q.chance_down)
-        for q, m, lo, hi, t, w in zip(priced, move, low, high, typical, way, strict=True)
+        explain(m, lo, hi, t, w, policy, rule, fee, q.chance_up, q.chance_down, before_fee=b)
+        for q, m, lo, hi, t, w, b in zip(priced, move, low, high, typical, way, before_fee, strict=True)
     ]
     # Built from validated quotes: construct without re-validating, and give
     # every field (a missing one costs a default-factory inspection per call).

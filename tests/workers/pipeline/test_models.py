@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.factories import panel
 from workers.pipeline.evaluate import EvalConfig, walk_forward
 from workers.pipeline.features import build_features
 from workers.pipeline.models import reversion_fair
@@ -18,15 +19,7 @@ def _panel(n_cards: int, n_days: int, revert: float, seed: int = 0) -> pd.DataFr
     rng = np.random.default_rng(seed)
     value = np.cumsum(rng.normal(0, 0.01, (n_cards, n_days)), axis=1)
     noise = rng.normal(0, 0.08, (n_cards, n_days)) * revert
-    logp = np.log(20) + value + noise
-    dates = pd.date_range("2025-01-01", periods=n_days)
-    return pd.DataFrame(
-        {
-            "card_id": np.repeat([f"c{i}" for i in range(n_cards)], n_days),
-            "date": np.tile(dates.values, n_cards),
-            "market_price": np.exp(logp).ravel(),
-        }
-    )
+    return panel(np.log(20) + value + noise)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.factories import panel
 from workers.pipeline.evaluate import EvalConfig, walk_forward
 from workers.pipeline.features import build_features
 from workers.signals import direction
@@ -20,15 +21,7 @@ def _smooth(n_cards: int, n_days: int, seed: int = 0) -> pd.DataFrame:
     """A slow random-walk value (0.2% a day) seen through 1.2% print noise that does not persist."""
     rng = np.random.default_rng(seed)
     value = np.cumsum(rng.normal(0, 0.002, (n_cards, n_days)), axis=1)
-    logp = np.log(rng.uniform(5, 50, n_cards))[:, None] + value + rng.normal(0, 0.012, (n_cards, n_days))
-    dates = pd.date_range("2025-01-01", periods=n_days)
-    return pd.DataFrame(
-        {
-            "card_id": np.repeat([f"c{i}" for i in range(n_cards)], n_days),
-            "date": np.tile(dates.values, n_cards),
-            "market_price": np.exp(logp).ravel(),
-        }
-    )
+    return panel(np.log(rng.uniform(5, 50, n_cards))[:, None] + value + rng.normal(0, 0.012, (n_cards, n_days)))
 
 
 @pytest.fixture(scope="module")

@@ -153,14 +153,14 @@ def choose_signals(
         policies += [SignalPolicy("probability", k) for k in PROBABILITY_KS]
     up, down = chances if chances is not None else (None, None)
     table: dict[str, dict[str, float]] = {}
-    best: tuple[float, str, SignalPolicy] | None = None
+    best: tuple[float, str, str, SignalPolicy] | None = None
     for name, fair in candidates.items():
         for policy in policies:
             key = pair_key(name, policy)
             edge = signal_edge(directions(fair, typical, policy, rule, fee, up, down), realised, fee, dates)
             table[key] = edge
             if _qualifies(edge, len(realised), fee) and (best is None or edge["total_net"] > best[0]):
-                best = (edge["total_net"], name, policy)
+                best = (edge["total_net"], key, name, policy)
     if best is None:
         most = max(table, key=lambda k: table[k]["n"])
         reason = (
@@ -173,8 +173,8 @@ def choose_signals(
             )
         )
         return next(iter(candidates)), SignalPolicy("none", reason=reason), table
-    _, name, policy = best
-    e = table[pair_key(name, policy)]
+    _, key, name, policy = best
+    e = table[key]
     reason = (
         f"validated on {len(realised)} rows: {e['n']} signals ({e['rate']:.1%}), "
         f"{e['hit_rate']:.0%} right, mean move {e['mean_edge']:+.2%} in their direction"

@@ -59,8 +59,9 @@ class GBMModel:
       that 80% of out-of-sample outcomes fall inside;
     - fair price: squared-error GBM of the `fair_horizon` value level, or the
       liquid-card reversion level (see the module docstring);
-    - signal rule: fixed thresholds or volatility-scaled, chosen with the fair
-      level on the held-out slice (workers.pipeline.models.fair), or `none`.
+    - signal rule: fixed thresholds, volatility-scaled or the direction model's
+      chances, chosen with the fair level on the held-out slice
+      (workers.pipeline.models.fair), or `none`.
 
     `fit` first holds out the latest 20% of training dates: if the GBM forecast
     does not beat naive there (nor a median drift), the model ships naive (or
