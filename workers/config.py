@@ -90,7 +90,7 @@ class PipelineSettings(RegistrySettings, SignalSettings):
     train_fraction: float = Field(default=0.7, gt=0.1, lt=0.95)
     embargo_days: int = Field(default=3, ge=0)
     max_train_rows: int = Field(default=300_000, ge=1000)
-    eval_folds: int = Field(default=8, ge=1)
+    eval_folds: int = Field(default=6, ge=1)
     half_life_days: float = Field(default=35.0, ge=0, description="recency weighting; 0 disables")
 
     serving_days: int = Field(default=400, ge=1, description="days of history per card shipped for serving")

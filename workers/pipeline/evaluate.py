@@ -60,7 +60,7 @@ class EvalConfig:
     fee: float = 0.0
     n_boot: int = 1000
     max_train_rows: int = 300_000
-    folds: int = 8
+    folds: int = 6
     half_life_days: float | None = 35.0
     # processes fitting folds side by side; 0 = one per core up to PARALLEL_MAX_ROWS, else 1
     n_jobs: int = 0

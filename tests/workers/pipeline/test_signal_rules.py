@@ -54,3 +54,23 @@ def test_a_fee_no_expected_move_clears_leaves_every_card_on_hold_with_the_reason
     policy = result.models["model"].signal_policy
     assert policy.rule == "none" and "5% fee" in policy.reason
     assert result.metrics["model"]["signal_rate"] == 0
+
+
+def test_no_rule_qualifies_when_its_buys_are_followed_by_lower_moves_than_its_sells() -> None:
+    from workers.pipeline.models.fair import choose_signals
+    from workers.signals import DEFAULT_RULE
+
+    # 400 rows: a fair level 20% above the market on the first 20 (BUY under the
+    # fixed rule), 20% below on the other 380 (SELL). Every SELL is right, the
+    # price falling 1.5%; half the BUYs are right by 1%, half wrong by 5%. The
+    # rule is right 97.5% of the time with a positive mean move, and yet a BUY
+    # is followed by a lower price (-2%) than a SELL (-1.5%).
+    fair = np.concatenate([np.full(20, 0.2), np.full(380, -0.2)])
+    realised = np.log1p(np.concatenate([np.full(10, 0.01), np.full(10, -0.05), np.full(380, -0.015)]))
+    typical = np.full(400, 0.05)
+    dates = np.arange(400) % 40
+    name, policy, table = choose_signals({"gbm": fair}, typical, realised, DEFAULT_RULE, dates=dates)
+    edge = table["gbm/fixed"]
+    assert edge["hit_rate"] == pytest.approx(0.975) and edge["mean_edge"] > 0
+    assert edge["spread"] == pytest.approx(-0.005)
+    assert policy.rule == "none" and "BUYs followed by higher moves than SELLs" in policy.reason

@@ -83,15 +83,21 @@ def signal_edge(
     Returns:
         n, rate, hit_rate, hit_low (the 10th percentile of the hit rate over
         resampled dates: signals on one day share one market move), mean_edge
-        (mean simple gain in the signal's direction, before the fee) and
-        total_net (sum of gains net of the fee).
+        (mean simple gain in the signal's direction, before the fee),
+        total_net (sum of gains net of the fee) and spread (mean simple move
+        after BUY minus after SELL; NaN unless both fired).
     """
     acted = way != 0
     n = int(acted.sum())
     if not n:
-        return {"n": 0, "rate": 0.0, "hit_rate": 0.0, "hit_low": 0.0, "mean_edge": 0.0, "total_net": 0.0}
-    gain = np.where(way[acted] > 0, np.expm1(realised[acted]), -np.expm1(realised[acted]))
+        return {
+            "n": 0, "rate": 0.0, "hit_rate": 0.0, "hit_low": 0.0, "mean_edge": 0.0, "total_net": 0.0,
+            "spread": float("nan"),
+        }  # fmt: skip
+    move = np.expm1(realised)
+    gain = np.where(way[acted] > 0, move[acted], -move[acted])
     hit = float(np.mean(gain > 0))
+    buys, sells = way > 0, way < 0
     return {
         "n": n,
         "rate": n / len(way),
@@ -99,6 +105,7 @@ def signal_edge(
         "hit_low": hit if dates is None else _date_resampled_low(dates[acted], gain > 0),
         "mean_edge": float(gain.mean()),
         "total_net": float((gain - fee).sum()),
+        "spread": float(move[buys].mean() - move[sells].mean()) if buys.any() and sells.any() else float("nan"),
     }
 
 
@@ -124,6 +131,9 @@ def _qualifies(edge: dict[str, float], n_rows: int, fee: float) -> bool:
         and edge["hit_rate"] >= MIN_HIT_RATE + HIT_MARGIN
         and edge["hit_low"] >= MIN_HIT_RATE
         and edge["mean_edge"] > fee
+        # Where both fire, a BUY must be followed by a higher move than a SELL:
+        # many small right SELLs must not hide BUYs that lose.
+        and not edge["spread"] <= 0
     )
 
 
@@ -165,7 +175,8 @@ def choose_signals(
         most = max(table, key=lambda k: table[k]["n"])
         reason = (
             f"on {len(realised)} validation rows no rule fired on >= {MIN_SIGNAL_SHARE:.1%} of them "
-            f"with >= {MIN_HIT_RATE + HIT_MARGIN:.0%} right and a mean move above the {fee:.0%} fee"
+            f"with >= {MIN_HIT_RATE + HIT_MARGIN:.0%} right, a mean move above the {fee:.0%} fee "
+            "and BUYs followed by higher moves than SELLs"
             + (
                 f" (most signals: {most}, {table[most]['n']}, {table[most]['hit_rate']:.0%} right)"
                 if table[most]["n"]
