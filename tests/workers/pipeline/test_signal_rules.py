@@ -69,7 +69,7 @@ def test_no_rule_qualifies_when_its_buys_are_followed_by_lower_moves_than_its_se
     realised = np.log1p(np.concatenate([np.full(10, 0.01), np.full(10, -0.05), np.full(380, -0.015)]))
     typical = np.full(400, 0.05)
     dates = np.arange(400) % 40
-    name, policy, table = choose_signals({"gbm": fair}, typical, realised, DEFAULT_RULE, dates=dates)
+    _, policy, table = choose_signals({"gbm": fair}, typical, realised, DEFAULT_RULE, dates=dates)
     edge = table["gbm/fixed"]
     assert edge["hit_rate"] == pytest.approx(0.975) and edge["mean_edge"] > 0
     assert edge["spread"] == pytest.approx(-0.005)
