@@ -66,7 +66,10 @@ def test_folds_in_parallel_give_exactly_the_sequential_result() -> None:
     parallel = walk_forward(features, EvalConfig(n_boot=100, folds=3, n_jobs=2))
     # json: NaN (no signals from naive) compares equal to NaN
     assert json.dumps(sequential.metrics, sort_keys=True) == json.dumps(parallel.metrics, sort_keys=True)
-    assert sequential.extra["folds"] == parallel.extra["folds"]
+    # (the validation tables hold NaN spreads where a rule fired one way only)
+    assert json.dumps(sequential.extra["folds"], sort_keys=True, default=str) == json.dumps(
+        parallel.extra["folds"], sort_keys=True, default=str
+    )
     assert [f["start"] for f in parallel.extra["folds"]] == sorted(f["start"] for f in parallel.extra["folds"])
 
 
