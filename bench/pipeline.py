@@ -74,7 +74,7 @@ def reference_seconds() -> tuple[float, int]:
     sys.path.insert(0, str(ROOT))
     from workers.pipeline.evaluate import with_targets
     from workers.pipeline.features import build_features
-    from workers.pipeline.models.boosting import Design, _gbm
+    from workers.pipeline.models.boosting import Design, recency_weight, regressor
     from workers.pipeline.schema import validate
     from workers.pipeline.sources.demo import generate
 
@@ -93,8 +93,8 @@ def reference_seconds() -> tuple[float, int]:
     # on the rows within eight half-lives, so ratios from before and after compare.
     X = Design.of(rows).X
     y = rows["target"].to_numpy(dtype="float64")
-    weight = np.power(0.5, (rows["date"].max() - rows["date"]).dt.days.to_numpy(dtype="float64") / 35.0) * np.exp(-y)
-    _gbm("absolute_error", max_iter=150, learning_rate=0.08).fit(X, np.expm1(y), sample_weight=weight)
+    weight = recency_weight(rows["date"], 35.0) * np.exp(-y)
+    regressor("absolute_error", max_iter=150, learning_rate=0.08).fit(X, np.expm1(y), sample_weight=weight)
     return time.perf_counter() - started, len(rows)
 
 

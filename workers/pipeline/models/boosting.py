@@ -16,7 +16,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from workers.pipeline.features import FEATURE_COLUMNS
 
 
-def _gbm(loss: str, **kw: Any) -> HistGradientBoostingRegressor:
+def regressor(loss: str, **kw: Any) -> HistGradientBoostingRegressor:
+    """A histogram GBM regressor with PokeWatch's defaults, `kw` overriding them."""
     params: dict[str, Any] = dict(
         learning_rate=0.08,
         max_iter=150,
@@ -47,7 +48,7 @@ def recent(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
 MIN_RECENCY_WEIGHT = 0.5**8
 
 
-def _recency_weight(dates: pd.Series, half_life_days: float | None) -> np.ndarray:
+def recency_weight(dates: pd.Series, half_life_days: float | None) -> np.ndarray:
     """Weights halving every `half_life_days` back from the latest training date."""
     if not half_life_days:
         return np.ones(len(dates))
@@ -119,7 +120,7 @@ class Fitted:
     ) -> Fitted:
         design = design or Design.of(rows)
         y = rows[target].to_numpy(dtype="float64")
-        weight = _recency_weight(rows["date"], half_life_days)
+        weight = recency_weight(rows["date"], half_life_days)
         X = design.X
         keep = weight >= MIN_RECENCY_WEIGHT
         if not keep.all():
@@ -129,7 +130,7 @@ class Fitted:
             # MAPE of the forecast price.
             weight = weight * np.exp(-y)
             y = np.expm1(y)
-        est = _gbm(loss, **kw).fit(X, y, sample_weight=weight)
+        est = regressor(loss, **kw).fit(X, y, sample_weight=weight)
         return cls(est, design.columns, design.edges)
 
     def predict(self, frame: pd.DataFrame, median_of_price: bool = False) -> np.ndarray:
@@ -160,8 +161,9 @@ class Direction:
     Recency weights are chosen on validation (GBMModel): with the forecast's
     half-life the effective sample of a three-class fit shrinks and its
     chances can come out overconfident (Magic Online daily h=1, fitted on
-    150,000 rows in 60 iterations: 52.6% of signals right weighted, 55.6% unweighted), while on a short feed the
-    recent rows are what counts (the Japanese daily feed the other way round).
+    150,000 rows in 60 iterations: 52.6% of signals right weighted, 55.6%
+    unweighted), while on a short feed the recent rows are what counts (the
+    Japanese daily feed the other way round).
     """
 
     estimator: HistGradientBoostingClassifier
@@ -180,7 +182,7 @@ class Direction:
         design = design or Design.of(rows)
         y = np.sign(rows["target"].to_numpy(dtype="float64"))
         est = HistGradientBoostingClassifier(early_stopping=False, random_state=0, **DIRECTION_PARAMS)
-        est.fit(design.X, y, sample_weight=_recency_weight(rows["date"], half_life_days))
+        est.fit(design.X, y, sample_weight=recency_weight(rows["date"], half_life_days))
         return cls(est, design.columns, design.edges)
 
     def chances(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
