@@ -60,3 +60,21 @@ def test_the_adjustment_moves_both_bounds_to_the_nominal_share() -> None:
         inside = np.mean(np.abs(y) <= (0.5 if adjust > 0 else 3.0) + adjust)
         assert 0.79 <= inside <= 0.82
     assert narrow[1] == pytest.approx(np.mean(np.abs(y) <= 0.5))
+
+
+def test_a_few_rough_dates_do_not_set_the_band_of_every_day() -> None:
+    rng = np.random.default_rng(1)
+    days = np.repeat(np.arange(10), 400)
+    scale = np.where(days >= 8, 4.0, 1.0)  # two rough days in ten
+    y = rng.normal(0, 1, len(days)) * scale
+    band = np.full_like(y, 1.0)
+    pooled, _ = conformal_adjustment(-band, band, y)
+    by_date, raw = conformal_adjustment(-band, band, y, days)
+    calm = y[days < 8]
+    assert np.mean(np.abs(calm) <= 1.0 + pooled) > 0.9, "the pooled quantile widens the band for the calm days"
+    assert 0.77 <= np.mean(np.abs(calm) <= 1.0 + by_date) <= 0.83, "by date, it fits a typical day"
+    assert raw == pytest.approx(np.mean(np.abs(y) <= 1.0))
+    same = rng.normal(0, 1, len(days))
+    assert conformal_adjustment(-band, band, same, days)[0] == pytest.approx(
+        conformal_adjustment(-band, band, same)[0], abs=0.05
+    ), "dates alike: the same adjustment as pooled"

@@ -223,7 +223,7 @@ class GBMModel:
         """
         fits = self._low, self._high = _fit_bounds(sub, self.half_life_days, design)
         low, high = np.minimum(fits[0].predict(val), shipped), np.maximum(fits[1].predict(val), shipped)
-        adjust, raw = conformal_adjustment(low, high, val["target"].to_numpy())
+        adjust, raw = conformal_adjustment(low, high, val["target"].to_numpy(), val["date"].to_numpy())
         return adjust, raw, typical_move(low - adjust, high + adjust)
 
     @property
