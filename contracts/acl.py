@@ -5,7 +5,8 @@
 | `gateway`  | REST gateway replicas                | XADD requests; read catalog, history, heartbeats, API keys; |
 |            |                                      | subscribe to reply channels; the rate-limit script         |
 | `worker`   | model and decision workers           | read/ack/claim their streams, write the next stream,       |
-|            |                                      | signals, dead letters, replies, heartbeats and the catalog |
+|            |                                      | signals, dead letters, replies, heartbeats and the catalog;|
+|            |                                      | scan claims, last signals and signal changes (a script)    |
 | `pipeline` | Airflow tasks, `pokewatch model ...` | XADD model events only                                     |
 | `scaler`   | KEDA (autoscaling on lag)            | XINFO / XPENDING / XLEN on the request streams, read-only  |
 | `admin`    | operators, `pokewatch keys`          | everything (keep its password in the secret store)         |
@@ -45,7 +46,9 @@ ROLE_RULES: dict[str, str] = {
             "+xreadgroup +xread +xrevrange +xack +xautoclaim +xclaim +xpending +xadd +xinfo|groups +xinfo|consumers",
             "+xgroup|create +xgroup|createconsumer +xgroup|delconsumer",
             "+publish +hset +hdel +hget +hgetall +get +set +del +rename +multi +exec +discard",
+            "+evalsha +script|load +script|exists",
             f"~{keys.PREDICT_STREAM} ~{keys.QUOTES_STREAM} ~{keys.SIGNALS_STREAM} ~{keys.DEAD_LETTER_STREAM}",
+            f"~{keys.SIGNAL_CHANGES_STREAM} ~{keys.LAST_SIGNAL_HASH} ~{keys.SCAN_PREFIX}*",
             f"%R~{keys.MODEL_EVENTS_STREAM} ~{keys.REPLICAS_HASH} ~{keys.CATALOG_HASH}* ~{keys.HISTORY_HASH}*",
             f"&{keys.reply_channel('*')}",
         ]

@@ -9,6 +9,9 @@ operator can read any stream with `redis-cli XRANGE <stream> - + COUNT 5`.
 | `pokewatch:predict`                 | stream  | gateway               | model workers (group `model`)   |
 | `pokewatch:quotes`                  | stream  | model workers         | decision workers (group `decision`) |
 | `pokewatch:signals`                 | stream  | decision workers      | anyone (XREAD; notifiers)       |
+| `pokewatch:signal-changes`          | stream  | decision workers      | subscribers (own groups), notifiers |
+| `pokewatch:last-signal`             | hash    | decision workers      | decision workers (card -> last signal) |
+| `pokewatch:scan:<from>-><to>`       | string  | the model replica that claims a scan | model replicas  |
 | `pokewatch:dead-letter`             | stream  | every worker          | operators                       |
 | `pokewatch:model-events`            | stream  | pipeline, CLI         | every model replica (broadcast) |
 | `pokewatch:reply:<gateway id>`      | pub/sub | decision workers      | the gateway process that asked  |
@@ -37,6 +40,7 @@ QUOTES_STREAM = f"{PREFIX}:quotes"
 SIGNALS_STREAM = f"{PREFIX}:signals"
 DEAD_LETTER_STREAM = f"{PREFIX}:dead-letter"
 MODEL_EVENTS_STREAM = f"{PREFIX}:model-events"
+SIGNAL_CHANGES_STREAM = f"{PREFIX}:signal-changes"
 
 MODEL_GROUP = "model"
 DECISION_GROUP = "decision"
@@ -52,6 +56,10 @@ CATALOG_VERSION_KEY = f"{PREFIX}:catalog:version"
 HISTORY_HASH = f"{PREFIX}:history"
 API_KEYS_HASH = f"{PREFIX}:api-keys"
 RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit:"
+LAST_SIGNAL_HASH = f"{PREFIX}:last-signal"
+SCAN_PREFIX = f"{PREFIX}:scan:"
+# Scan requests reply here: nobody waits on it, the answers go to the signal streams.
+SCAN_REPLY_TO = f"{PREFIX}:reply:scan"
 
 PAYLOAD_FIELD = "payload"
 
@@ -59,6 +67,12 @@ PAYLOAD_FIELD = "payload"
 def rate_limit_key(who: str) -> str:
     """The GCRA state of one API key (`key:<id>`) or client address (`addr:<ip>`)."""
     return f"{RATE_LIMIT_PREFIX}{who}"
+
+
+def scan_key(served: str | None, loaded: str) -> str:
+    """The claim of the market scan for a replica set's swap from version `served` to `loaded`
+    (`none` on start-up): one replica wins it with SET NX, so the scan runs once per swap."""
+    return f"{SCAN_PREFIX}{served or 'none'}->{loaded}"
 
 
 def reply_channel(gateway_id: str) -> str:

@@ -10,6 +10,10 @@ Flow of one request (single card or a batch of up to 500, always one message):
     model worker --PriceQuotes--> pokewatch:quotes --(decision group)--> decision worker
     decision worker --Reply--> pokewatch:reply:<gateway> (pub/sub) --> gateway
                     --SignalDecided--> pokewatch:signals (one entry per card)
+                    --SignalChanged--> pokewatch:signal-changes (only when a card's signal changes)
+
+A market scan (workers.serving.scan) sends PredictRequests for every tracked
+card down the same path when the served version changes.
 """
 
 from __future__ import annotations
@@ -147,6 +151,24 @@ class SignalDecided(BaseModel):
     model_version: str
     served_by: str = Field(description="model replica that priced it")
     decided_at: float = Field(default_factory=now)
+
+
+class SignalChanged(Message):
+    """Decision workers -> `pokewatch:signal-changes`: a card's signal on its latest date changed
+    (HOLD -> BUY, BUY -> HOLD, ...), or a card was first seen with a BUY or SELL (`previous_signal` null).
+
+    Written atomically with the card's last signal (one Lua script), so concurrent decision
+    workers record each change once. Decisions about a date older than the card's last one
+    (a request for a past quote) change nothing.
+    """
+
+    kind: Literal["signal_change"] = "signal_change"
+    card_id: str
+    previous_signal: Signal | None = Field(description="null: the card had no signal before")
+    previous_date: dt.date | None = None
+    previous_model_version: str | None = None
+    signal: Signal
+    decision: SignalDecided = Field(description="the decision that changed it: prices, version, rule and reason")
 
 
 class Reply(Message):

@@ -66,6 +66,8 @@ def test_every_stream_name_is_documented_in_the_key_table() -> None:
         keys.SIGNALS_STREAM,
         keys.DEAD_LETTER_STREAM,
         keys.MODEL_EVENTS_STREAM,
+        keys.SIGNAL_CHANGES_STREAM,
+        keys.LAST_SIGNAL_HASH,
         keys.REPLICAS_HASH,
         keys.CATALOG_HASH,
         keys.CATALOG_VERSION_KEY,

@@ -2,7 +2,9 @@
 
 For every request it publishes one `Reply` on the asking gateway's channel and
 appends one `SignalDecided` per priced card to `pokewatch:signals`, which any
-subscriber can follow (`redis-cli XREAD BLOCK 0 STREAMS pokewatch:signals $`).
+subscriber can follow (`redis-cli XREAD BLOCK 0 STREAMS pokewatch:signals $`);
+where a card's signal changes it also appends a `SignalChanged` to
+`pokewatch:signal-changes` (workers.serving.changes).
 Which rule decides is the model version's (PriceQuotes.basis, chosen on
 validation by the pipeline); its fixed thresholds and the trade fee are this
 deployment's (POKEWATCH_BUY_THRESHOLD, POKEWATCH_SELL_THRESHOLD,
@@ -21,6 +23,8 @@ from redis.asyncio.client import Pipeline
 from contracts import keys
 from contracts.logs import request_context
 from contracts.messages import ItemError, PriceQuotes, Quote, Reply, SignalBasis, SignalDecided
+from workers.config import WorkerSettings
+from workers.serving.changes import ChangeRecorder
 from workers.serving.runtime import StreamWorker
 from workers.signals import FIXED, MIN_TYPICAL_MOVE, SignalPolicy, SignalRule, deviation, directions, explain, labels
 
@@ -104,6 +108,10 @@ class DecisionWorker(StreamWorker[PriceQuotes]):
     group = keys.DECISION_GROUP
     message_type = PriceQuotes
 
+    def __init__(self, settings: WorkerSettings, replica_id: str | None = None) -> None:
+        super().__init__(settings, replica_id)
+        self.changes = ChangeRecorder(self.redis, settings.changes_maxlen)
+
     def process(self, messages: Sequence[PriceQuotes], pipe: Pipeline) -> None:
         s = self.settings
         rule = s.rule
@@ -114,11 +122,12 @@ class DecisionWorker(StreamWorker[PriceQuotes]):
                 # stream and, joined, into the Reply (same shape as Reply.model_dump_json()).
                 parts = [r.model_dump_json() for r in results]
                 pipe.publish(quotes.reply_to, reply_json(quotes.request_id, parts))
-                for result, part in zip(results, parts, strict=True):
-                    if isinstance(result, SignalDecided):
-                        pipe.xadd(
-                            keys.SIGNALS_STREAM, {keys.PAYLOAD_FIELD: part}, maxlen=s.signals_maxlen, approximate=True
-                        )
+                decided = [(r, part) for r, part in zip(results, parts, strict=True) if isinstance(r, SignalDecided)]
+                for _, part in decided:
+                    pipe.xadd(
+                        keys.SIGNALS_STREAM, {keys.PAYLOAD_FIELD: part}, maxlen=s.signals_maxlen, approximate=True
+                    )
+                self.changes.record(pipe, decided)
                 logger.debug("decided %d results, replying on %s", len(results), quotes.reply_to)
 
 

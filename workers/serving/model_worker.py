@@ -4,12 +4,14 @@ Any number of replicas share the predict stream through the group. Each loads
 the MLflow `champion` with its serving state (see workers.serving.state)
 before it starts reading, and stamps every quote with that model version and
 its replica id. It swaps to newer versions as they are published
-(workers.serving.reload) and publishes the catalog of the version it serves
-(workers.serving.catalog).
+(workers.serving.reload), publishes the catalog of the version it serves
+(workers.serving.catalog) and, when the version changes, one replica of the
+set scans the market (workers.serving.scan).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +29,7 @@ from workers.serving.catalog import publish_catalog
 from workers.serving.entries import Entry, decode_entries, keep_raw_entries, reason_of
 from workers.serving.reload import HotReloader
 from workers.serving.runtime import StreamWorker
+from workers.serving.scan import run_scan
 from workers.serving.state import ServingState
 
 logger = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ class ModelWorker(StreamWorker[PredictRequest]):
         self.wait_for_champion_s = wait_for_champion_s
         self.reloader = HotReloader(self)
         self._events_from = "$"
+        self._first_load: ServingState | None = None
+        self._scans: set[asyncio.Task[None]] = set()
 
     def model_version(self) -> str | None:
         return self.reloader.version
@@ -53,9 +58,31 @@ class ModelWorker(StreamWorker[PredictRequest]):
         state = self.reloader.state
         if state is None:
             state = await self.reloader.load_champion(self.wait_for_champion_s)
+            self._first_load = state
         # Restarted after its consumer group vanished (the server may have lost
         # everything), the replica keeps its model and publishes the catalog again.
         await self.publish_catalog(state)
+
+    async def started(self) -> None:
+        self.reloader.start_polling()
+        if self._first_load is not None:
+            # Heartbeats now show the version, so the scan's wait for the other replicas can see it.
+            await self.beat()
+            self.scan_market(None, self._first_load)
+            self._first_load = None
+
+    def scan_market(self, served: str | None, state: ServingState) -> None:
+        """Start the market scan of a swap to `state` (run by the one replica that claims it)."""
+        if not self.settings.scan:
+            return
+
+        async def scan() -> None:
+            try:
+                await run_scan(self.redis, self.settings, served, state.version, list(state.cards), self.replica_id)
+            except Exception:
+                logger.exception("market scan of version %s failed", state.version)
+
+        self._scans = {t for t in self._scans if not t.done()} | {asyncio.create_task(scan())}
 
     async def publish_catalog(self, state: ServingState) -> None:
         await publish_catalog(self.redis, state, self.replica_id)
@@ -81,9 +108,6 @@ class ModelWorker(StreamWorker[PredictRequest]):
             stream=events, title="model-events", no_reply=True, parser=keep_raw_entries, decoder=decode_entries
         )(on_events)
 
-    async def started(self) -> None:
-        self.reloader.start_polling()
-
     async def on_model_events(self, entries: list[Entry]) -> None:
         for entry_id, fields in entries:
             raw = fields.get(keys.PAYLOAD_FIELD.encode())
@@ -98,6 +122,8 @@ class ModelWorker(StreamWorker[PredictRequest]):
 
     async def _shutdown(self) -> None:
         self.reloader.cancel()
+        for task in self._scans:
+            task.cancel()
         await super()._shutdown()
 
     # ------------------------------------------------------------ pricing

@@ -46,6 +46,8 @@ class Replica(Protocol):
 
     async def publish_catalog(self, state: ServingState) -> None: ...
 
+    def scan_market(self, served: str | None, state: ServingState) -> None: ...
+
 
 class StaleEvent(ValueError):
     """A model event that does not describe the registered version it names."""
@@ -137,6 +139,7 @@ class HotReloader:
         logger.info("now serving version %s (was %s); loaded in %.2f s%s", version, old, seconds, headline)
         await self.replica.beat()
         await self.replica.publish_catalog(state)
+        self.replica.scan_market(old, state)
         return True
 
     async def _failed(self, version: str, old: str | None, exc: Exception) -> None:

@@ -1,0 +1,109 @@
+"""The market scan on real processes: a new version with a known price move gives exactly the expected
+signal changes, once, with two model replicas."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import redis
+
+from contracts import keys
+from contracts.messages import SignalChanged
+from tests.e2e.conftest import running_stack
+from workers.config import PipelineSettings
+from workers.pipeline.sources.demo import DemoSource
+
+pytestmark = pytest.mark.slow
+
+DAY1, DAY2 = date(2026, 1, 2), date(2026, 1, 3)
+CARDS = 30
+UP, DOWN = "demo-00003", "demo-00011"
+
+
+def _register(settings: PipelineSettings, day: date, prices: Path) -> str:
+    """Register the original rule (fair = mean of the last 3 prices, fixed thresholds) on `prices`:
+    its signals follow from the prices alone, so a known move gives a known signal."""
+    from workers.pipeline import register as gate
+    from workers.pipeline import run as steps
+    from workers.pipeline.models import RollingMeanModel
+
+    steps.collect(settings, "file", day, prices)
+    steps.validate(settings, "file", day)
+    steps.features(settings, "file")
+    steps.train(settings, "file", day)
+    steps.evaluate(settings, "file", day)
+    gate.save_candidate(RollingMeanModel(), settings.data_dir / "candidates" / "source=file" / str(day) / "model.pkl")
+    decision = steps.register(settings, "file", day)
+    return str(decision["version"])
+
+
+def _scan_decisions(r: redis.Redis, version: str) -> list[dict]:
+    decided = (json.loads(f[b"payload"]) for _, f in r.xrange(keys.SIGNALS_STREAM))
+    return [d for d in decided if d["request_id"].startswith(f"scan-{version}-")]
+
+
+def _wait_for_scan(r: redis.Redis, version: str, timeout: float = 60) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while len(found := _scan_decisions(r, version)) < CARDS and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return found
+
+
+def test_a_new_version_gives_exactly_the_expected_changes_once(redis_server, tmp_path: Path) -> None:
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    data_dir = tmp_path / "data"
+    settings = PipelineSettings(data_dir=data_dir, max_train_rows=100_000)
+    before = DemoSource(CARDS, 240).fetch(DAY1)
+    before.to_csv(tmp_path / "day1.csv", index=False)
+    # The next day every price stays, but one card jumps 60% and another falls 40%.
+    last = before.sort_values("date").groupby("card_id").tail(1).copy()
+    last["date"] = (pd.to_datetime(last["date"]) + pd.Timedelta(days=1)).dt.strftime("%Y-%m-%d")
+    last.loc[last["card_id"] == UP, "market_price"] *= 1.6
+    last.loc[last["card_id"] == DOWN, "market_price"] *= 0.6
+    pd.concat([before, last]).to_csv(tmp_path / "day2.csv", index=False)
+    v1 = _register(settings, DAY1, tmp_path / "day1.csv")
+
+    with running_stack(redis_server, data_dir, db=11) as stack:
+        r = redis.Redis.from_url(stack.broker_url)
+        first = _wait_for_scan(r, v1)
+        v2 = _register(settings, DAY2, tmp_path / "day2.csv")
+        from workers.model_events import publish_version
+
+        publish_version(PipelineSettings(data_dir=data_dir), r, v2, make_champion=True)
+        second = _wait_for_scan(r, v2)
+        time.sleep(1.0)  # a second scan, if any replica started one, would land by now
+        second = _scan_decisions(r, v2)
+        changes = [
+            SignalChanged.model_validate_json(f[keys.PAYLOAD_FIELD.encode()])
+            for _, f in r.xrange(keys.SIGNAL_CHANGES_STREAM)
+        ]
+        claims = sorted(k.decode() for k in r.scan_iter(f"{keys.SCAN_PREFIX}*"))
+
+    # Each version's scan decided every card exactly once, with that version, across two replicas.
+    for decided, version in ((first, v1), (second, v2)):
+        assert Counter(d["card_id"] for d in decided) == Counter({f"demo-{i:05d}": 1 for i in range(CARDS)})
+        assert {d["model_version"] for d in decided} == {version}
+    assert {d["served_by"] for d in first + second} <= {"model-1", "model-2"}
+    assert claims == sorted([keys.scan_key(None, v1), keys.scan_key(v1, v2)])
+
+    was = {d["card_id"]: d["signal"] for d in first}
+    now = {d["card_id"]: d["signal"] for d in second}
+    assert (now[UP], now[DOWN]) == ("SELL", "BUY"), "the known moves"
+    expected = Counter(
+        [(card, None, s) for card, s in was.items() if s != "HOLD"]
+        + [(card, was[card], s) for card, s in now.items() if s != was[card]]
+    )
+    got = Counter((c.card_id, c.previous_signal, c.signal) for c in changes)
+    print(f"\nscan of v{v1}: {Counter(was.values())}; scan of v{v2}: {Counter(now.values())}; changes {sum(got.values())}")
+    assert got == expected
+    assert all(n == 1 for n in got.values()), "each change once"
+    moved = {c.card_id: c for c in changes if c.decision.model_version == v2}
+    assert moved[UP].previous_model_version == v1 and moved[UP].decision.reason
+    assert moved[DOWN].decision.market_price < moved[DOWN].decision.fair_price

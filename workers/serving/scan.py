@@ -1,0 +1,104 @@
+"""The market scan: every tracked card decided once whenever the served version changes.
+
+When a model replica swaps to another version (or first loads one), it tries
+to claim the scan of that swap with SET NX on `pokewatch:scan:<from>-><to>`
+(contracts.keys.scan_key). Every replica of the set makes the same swap, so
+exactly one wins. The winner waits until every live model replica serves the
+new version (their heartbeats; at most POKEWATCH_SCAN_WAIT_S), so no card of
+the scan is priced by a replica still on the old one, then sends
+PredictRequests for all the version's cards, POKEWATCH_SCAN_BATCH a request,
+down the ordinary request path: model workers price them, decision workers
+decide them and record every changed signal on `pokewatch:signal-changes`
+(workers.serving.changes). There is no second pricing code path.
+
+Scan requests reply on a channel nobody waits on (keys.SCAN_REPLY_TO) and are
+named `scan-<version>-<n>` in the signals streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import Any
+
+from pydantic import ValidationError
+
+from contracts import keys
+from contracts.messages import Heartbeat, PredictItem, PredictRequest
+from workers.config import WorkerSettings
+
+logger = logging.getLogger(__name__)
+
+# A claim outlives any scan: it only has to stop a second scan of the same swap.
+CLAIM_TTL_S = 7 * 24 * 3600
+# Scan requests wait in the stream behind user traffic; nobody times them out.
+SCAN_DEADLINE_S = 3600.0
+
+
+async def claim(redis: Any, served: str | None, loaded: str, replica_id: str) -> bool:
+    """True for the one replica that claims the scan of the swap from `served` to `loaded`."""
+    return bool(await redis.set(keys.scan_key(served, loaded), replica_id, nx=True, ex=CLAIM_TTL_S))
+
+
+async def replicas_behind(redis: Any, version: str, live_s: float) -> list[str]:
+    """Live model replicas (heartbeat within `live_s`) that serve another version than `version`."""
+    now = time.time()
+    behind = []
+    for raw in (await redis.hgetall(keys.REPLICAS_HASH)).values():
+        try:
+            beat = Heartbeat.model_validate_json(raw)
+        except ValidationError:
+            continue
+        if beat.role == "model" and now - beat.last_seen <= live_s and beat.model_version != version:
+            behind.append(beat.replica_id)
+    return behind
+
+
+def scan_requests(cards: list[str], version: str, batch: int) -> list[PredictRequest]:
+    """The PredictRequests of one scan: every card on its latest date, `batch` cards a request."""
+    tag = f"scan-{version}-{secrets.token_hex(3)}"[:56]
+    deadline = time.time() + SCAN_DEADLINE_S
+    return [
+        PredictRequest(
+            request_id=f"{tag}-{n}",
+            reply_to=keys.SCAN_REPLY_TO,
+            deadline=deadline,
+            items=[PredictItem(card_id=card) for card in chunk],
+        )
+        for n, chunk in enumerate(cards[i : i + batch] for i in range(0, len(cards), batch))
+    ]
+
+
+async def run_scan(
+    redis: Any, settings: WorkerSettings, served: str | None, version: str, cards: list[str], replica_id: str
+) -> int:
+    """Claim the scan of a swap and, if this replica won it, send its requests.
+
+    Returns:
+        The number of scan requests sent (0 when another replica has the claim).
+    """
+    if not await claim(redis, served, version, replica_id):
+        return 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.scan_wait_s
+    live_s = 3 * settings.heartbeat_s
+    while (behind := await replicas_behind(redis, version, live_s)) and loop.time() < deadline:
+        await asyncio.sleep(settings.heartbeat_s / 2)
+    if behind:
+        logger.warning("scanning version %s while %s still serve another version", version, behind)
+    requests = scan_requests(sorted(cards), version, settings.scan_batch)
+    pipe = redis.pipeline(transaction=False)
+    for request in requests:
+        pipe.xadd(
+            keys.PREDICT_STREAM,
+            {keys.PAYLOAD_FIELD: request.model_dump_json()},
+            maxlen=settings.stream_maxlen,
+            approximate=True,
+        )
+    await pipe.execute()
+    logger.info(
+        "market scan of version %s (was %s): %d cards in %d requests", version, served, len(cards), len(requests)
+    )
+    return len(requests)
