@@ -47,3 +47,40 @@ def test_the_redis_cli_lines_tested_are_the_readme_lines() -> None:
     readme = {c.removeprefix("redis-cli ") for c in _commands() if c.startswith("redis-cli ")}
     follow = "XREAD BLOCK 0 STREAMS pokewatch:signals '$'"
     assert readme == {*REDIS_CLI, follow}
+
+
+def test_the_subscriber_example_prints_each_change_once(redis_server) -> None:
+    """The README's Python subscriber, run as written against a real server."""
+    import os
+    import subprocess
+    import sys
+
+    import redis
+
+    from contracts import keys
+    from contracts.messages import SignalChanged
+    from tests.factories import make_quote
+    from workers.serving.decision_worker import decide_quotes
+    from workers.signals import DEFAULT_RULE
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    (example,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if keys.SIGNAL_CHANGES_STREAM in b]
+    url = redis_server.url.rsplit("/", 1)[0] + "/15"
+    r = redis.Redis.from_url(url)
+    r.flushdb()
+    for card, market in (("c1", 80.0), ("c2", 130.0)):
+        (decision,) = decide_quotes([make_quote(card, market=market, fair=100.0)], "r", DEFAULT_RULE)
+        change = SignalChanged(card_id=card, previous_signal="HOLD", signal=decision.signal, decision=decision)
+        r.xadd(keys.SIGNAL_CHANGES_STREAM, {keys.PAYLOAD_FIELD: change.model_dump_json()})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", example], env={**os.environ, "REDIS_URL": url}, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert lines[0].startswith("c1: HOLD -> BUY at 80.0 (fair 100.0, version 1)"), lines
+    assert lines[1].startswith("c2: HOLD -> SELL at 130.0"), lines
+    assert r.xpending(keys.SIGNAL_CHANGES_STREAM, "my-dashboard")["pending"] == 0, "each change acked"
+    r.flushdb()

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from contracts import keys
-from tests.e2e.conftest import running_stack
+from tests.e2e.conftest import running_stack, scan_decisions
 
 pytestmark = pytest.mark.slow
 
@@ -23,12 +23,16 @@ REDIS_CLI = [
     "XRANGE pokewatch:signals - + COUNT 5",
     "XRANGE pokewatch:dead-letter - + COUNT 10",
     "HGETALL pokewatch:replicas",
+    "XRANGE pokewatch:signal-changes - + COUNT 5",
+    "XLEN pokewatch:signal-changes",
 ]
 
 
 @pytest.fixture(scope="module")
 def running(redis_server, champion_data_dir):
     with running_stack(redis_server, champion_data_dir, db=3) as stack:
+        # The start-up scan's decisions land first: the live follow below must see the README's request.
+        assert len(scan_decisions(stack)) == 40
         yield stack
 
 

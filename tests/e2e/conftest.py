@@ -50,6 +50,25 @@ def running_stack(redis_server, data_dir: Path, db: int, **env: str) -> Iterator
         s.stop()
 
 
+def scan_decisions(stack: LocalStack, version: str = "1", cards: int = 40, timeout: float = 60) -> list[dict]:
+    """The decisions of the market scan of `version` (workers.serving.scan), once all `cards` are in."""
+    import json
+    import time
+
+    import redis
+
+    from contracts import keys
+
+    r = redis.Redis.from_url(stack.broker_url)
+    deadline = time.monotonic() + timeout
+    while True:
+        decided = (json.loads(f[b"payload"]) for _, f in r.xrange(keys.SIGNALS_STREAM))
+        found = [d for d in decided if d["request_id"].startswith(f"scan-{version}-")]
+        if len(found) >= cards or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def stack(redis_server, champion_data_dir: Path):
     os.environ.pop("MLFLOW_TRACKING_URI", None)

@@ -3,7 +3,6 @@ signal changes, once, with two model replicas."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import Counter
@@ -16,7 +15,7 @@ import redis
 
 from contracts import keys
 from contracts.messages import SignalChanged
-from tests.e2e.conftest import running_stack
+from tests.e2e.conftest import running_stack, scan_decisions
 from workers.config import PipelineSettings
 from workers.pipeline.sources.demo import DemoSource
 
@@ -44,18 +43,6 @@ def _register(settings: PipelineSettings, day: date, prices: Path) -> str:
     return str(decision["version"])
 
 
-def _scan_decisions(r: redis.Redis, version: str) -> list[dict]:
-    decided = (json.loads(f[b"payload"]) for _, f in r.xrange(keys.SIGNALS_STREAM))
-    return [d for d in decided if d["request_id"].startswith(f"scan-{version}-")]
-
-
-def _wait_for_scan(r: redis.Redis, version: str, timeout: float = 60) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while len(found := _scan_decisions(r, version)) < CARDS and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return found
-
-
 def test_a_new_version_gives_exactly_the_expected_changes_once(redis_server, tmp_path: Path) -> None:
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     data_dir = tmp_path / "data"
@@ -72,14 +59,14 @@ def test_a_new_version_gives_exactly_the_expected_changes_once(redis_server, tmp
 
     with running_stack(redis_server, data_dir, db=11) as stack:
         r = redis.Redis.from_url(stack.broker_url)
-        first = _wait_for_scan(r, v1)
+        first = scan_decisions(stack, v1, CARDS)
         v2 = _register(settings, DAY2, tmp_path / "day2.csv")
         from workers.model_events import publish_version
 
         publish_version(PipelineSettings(data_dir=data_dir), r, v2, make_champion=True)
-        second = _wait_for_scan(r, v2)
+        scan_decisions(stack, v2, CARDS)
         time.sleep(1.0)  # a second scan, if any replica started one, would land by now
-        second = _scan_decisions(r, v2)
+        second = scan_decisions(stack, v2, CARDS, timeout=0)
         changes = [
             SignalChanged.model_validate_json(f[keys.PAYLOAD_FIELD.encode()])
             for _, f in r.xrange(keys.SIGNAL_CHANGES_STREAM)
@@ -101,7 +88,7 @@ def test_a_new_version_gives_exactly_the_expected_changes_once(redis_server, tmp
         + [(card, was[card], s) for card, s in now.items() if s != was[card]]
     )
     got = Counter((c.card_id, c.previous_signal, c.signal) for c in changes)
-    print(f"\nscan of v{v1}: {Counter(was.values())}; scan of v{v2}: {Counter(now.values())}; changes {sum(got.values())}")
+    print(f"\nscans: v{v1} {Counter(was.values())}, v{v2} {Counter(now.values())}; changes {sum(got.values())}")
     assert got == expected
     assert all(n == 1 for n in got.values()), "each change once"
     moved = {c.card_id: c for c in changes if c.decision.model_version == v2}
