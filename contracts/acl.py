@@ -2,7 +2,8 @@
 
 | user       | who                                  | may                                                        |
 |------------|--------------------------------------|------------------------------------------------------------|
-| `gateway`  | REST gateway replicas                | XADD requests; read catalog, history, heartbeats, API keys; |
+| `gateway`  | REST gateway replicas                | XADD requests; read catalog, history, heartbeats, API keys, |
+|            |                                      | signal changes (SSE);                                      |
 |            |                                      | subscribe to reply channels; the rate-limit script         |
 | `worker`   | model and decision workers           | read/ack/claim their streams, write the next stream,       |
 |            |                                      | signals, dead letters, replies, heartbeats and the catalog;|
@@ -32,11 +33,11 @@ ROLE_RULES: dict[str, str] = {
     "gateway": " ".join(
         [
             CONNECT,
-            "+xadd +xgroup|create +hget +hgetall +get +subscribe +unsubscribe",
+            "+xadd +xgroup|create +xread +xrevrange +hget +hgetall +get +subscribe +unsubscribe",
             "+evalsha +eval +script|load +script|exists +time +set",
             f"~{keys.PREDICT_STREAM} ~{keys.RATE_LIMIT_PREFIX}*",
             f"%R~{keys.REPLICAS_HASH} %R~{keys.CATALOG_HASH} %R~{keys.CATALOG_VERSION_KEY}",
-            f"%R~{keys.HISTORY_HASH} %R~{keys.API_KEYS_HASH}",
+            f"%R~{keys.HISTORY_HASH} %R~{keys.API_KEYS_HASH} %R~{keys.SIGNAL_CHANGES_STREAM}",
             f"&{keys.reply_channel('*')}",
         ]
     ),

@@ -21,4 +21,5 @@ class GatewaySettings(BrokerSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list, description='JSON list, e.g. ["https://app.example"]')
 
+    sse_max_clients: int = Field(default=100, ge=1, le=10_000, description="GET /signals/stream followers per process")
     gateway_fast_path: bool = Field(default=True, description="serve the pricing routes from a pure-ASGI fast path")

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import ORJSONResponse
 
+from contracts.connection import redis_client
 from contracts.settings import redacted
 from gateway import errors, openapi
 from gateway.broker import RequestBroker
@@ -27,7 +28,8 @@ from gateway.config import GatewaySettings
 from gateway.edge import EdgeGuard, EdgePolicy
 from gateway.fast_path import PricingFastPath
 from gateway.json_body import JSONBodyByDefault
-from gateway.routes import cards, health, pricing
+from gateway.routes import cards, health, pricing, signals
+from gateway.routes.signals import Followers
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await broker.start()
         app.state.broker = broker
         app.state.catalog = Catalog(broker.redis)
+        followers = redis_client(settings.redis_url, max_connections=settings.sse_max_clients + 1, wait_s=2)
+        app.state.followers = Followers(followers, settings.sse_max_clients)
         logger.info("gateway %s up; broker %s", broker.gateway_id, redacted(settings.redis_url))
         if settings.auth_required:
             logger.info(
@@ -52,6 +56,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 "(set POKEWATCH_AUTH_REQUIRED=true and create keys with `pokewatch keys create`)"
             )
         yield
+        await followers.aclose()
         await broker.stop()
 
     app = FastAPI(
@@ -88,7 +93,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
 
     errors.install(app)
-    for module in (health, pricing, cards):
+    for module in (health, pricing, cards, signals):
         app.include_router(module.router)
     openapi.install(app, settings.auth_required)
     return app

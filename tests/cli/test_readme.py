@@ -14,6 +14,7 @@ COVERED = {
     "make up": "tests/e2e/test_up.py",  # `make up` is setup + `pokewatch up`, which that test runs
     "make test": ".ci/run",  # CI's own command
     "curl -X POST localhost:8000/fair_price": "tests/cli/test_stack_commands.py",
+    "curl -N localhost:8000/signals/stream": "tests/cli/test_stack_commands.py",
     "pokewatch pipeline ": "tests/cli/test_pipeline.py",
     "pokewatch evaluate ": "tests/cli/test_pipeline.py",
     "pokewatch model ": "tests/cli/test_pipeline.py",
@@ -54,6 +55,7 @@ def test_the_subscriber_example_prints_each_change_once(redis_server) -> None:
     import os
     import subprocess
     import sys
+    import time
 
     import redis
 
@@ -77,6 +79,9 @@ def test_the_subscriber_example_prints_each_change_once(redis_server) -> None:
     )
     try:
         lines = [proc.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
+        deadline = time.monotonic() + 10
+        while r.xpending(keys.SIGNAL_CHANGES_STREAM, "my-dashboard")["pending"] and time.monotonic() < deadline:
+            time.sleep(0.05)  # it acks each change just after printing it
     finally:
         proc.kill()
         proc.wait(10)

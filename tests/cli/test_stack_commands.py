@@ -74,3 +74,18 @@ def test_the_redis_cli_lines_show_groups_replicas_and_signals(running) -> None:
     assert "demo-00001" in outputs["XRANGE pokewatch:signals - + COUNT 5"]
     assert {"model-1", "model-2", "decision-1"} <= set(outputs["HGETALL pokewatch:replicas"].split())
     assert redis.Redis.from_url(running.broker_url).xlen(keys.DEAD_LETTER_STREAM) == 0
+
+
+def test_the_readme_curl_follows_signal_changes(running) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    # curl -N localhost:8000/signals/stream -H 'Last-Event-ID: 0-0'
+    out = subprocess.run(
+        ["curl", "-sN", "--max-time", "2", f"{running.url}/signals/stream", "-H", "Last-Event-ID: 0-0"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 28, "curl stops at --max-time: the stream stays open"  # 28 = operation timed out
+    assert out.stdout.startswith("retry: "), out.stdout
+    changes = redis.Redis.from_url(running.broker_url).xrange(keys.SIGNAL_CHANGES_STREAM)
+    ids = [line[4:] for line in out.stdout.splitlines() if line.startswith("id: ")]
+    assert ids == [i.decode() for i, _ in changes], "the replay is the whole stream, in order"

@@ -3,12 +3,15 @@ signal changes, once, with two model replicas."""
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 import redis
@@ -43,6 +46,39 @@ def _register(settings: PipelineSettings, day: date, prices: Path) -> str:
     return str(decision["version"])
 
 
+class Follower(threading.Thread):
+    """An SSE client of GET /signals/stream, recording (event id, data, arrival time) until stopped."""
+
+    def __init__(self, url: str, last_event_id: str | None = None, **params: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.params = url, params
+        self.headers = {"last-event-id": last_event_id} if last_event_id else {}
+        self.events: list[tuple[str, dict, float]] = []
+        self.connected = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with httpx.stream(
+            "GET", f"{self.url}/signals/stream", params=self.params, headers=self.headers, timeout=30
+        ) as r:
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+            self.connected.set()
+            entry_id = None
+            for line in r.iter_lines():
+                if self.stop.is_set():
+                    return
+                if line.startswith("id: "):
+                    entry_id = line[4:]
+                elif line.startswith("data: ") and entry_id:
+                    self.events.append((entry_id, json.loads(line[6:]), time.time()))
+
+    def wait_for(self, n: int, timeout: float = 30) -> list[tuple[str, dict, float]]:
+        deadline = time.monotonic() + timeout
+        while len(self.events) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.events
+
+
 def test_a_new_version_gives_exactly_the_expected_changes_once(redis_server, tmp_path: Path) -> None:
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     data_dir = tmp_path / "data"
@@ -63,6 +99,10 @@ def test_a_new_version_gives_exactly_the_expected_changes_once(redis_server, tmp
         v2 = _register(settings, DAY2, tmp_path / "day2.csv")
         from workers.model_events import publish_version
 
+        live = Follower(stack.url)
+        live.start()
+        assert live.connected.wait(10)
+        before_v2 = r.xlen(keys.SIGNAL_CHANGES_STREAM)
         publish_version(PipelineSettings(data_dir=data_dir), r, v2, make_champion=True)
         scan_decisions(stack, v2, CARDS)
         time.sleep(1.0)  # a second scan, if any replica started one, would land by now
@@ -72,6 +112,28 @@ def test_a_new_version_gives_exactly_the_expected_changes_once(redis_server, tmp
             for _, f in r.xrange(keys.SIGNAL_CHANGES_STREAM)
         ]
         claims = sorted(k.decode() for k in r.scan_iter(f"{keys.SCAN_PREFIX}*"))
+        ids = [i.decode() for i, _ in r.xrange(keys.SIGNAL_CHANGES_STREAM)]
+        followed = live.wait_for(len(ids) - before_v2)
+        live.stop.set()
+        # Reconnecting with the id of the first change it saw, a client gets every later one.
+        resumed = Follower(stack.url, last_event_id=followed[0][0])
+        resumed.start()
+        after = resumed.wait_for(len(followed) - 1)
+        resumed.stop.set()
+        only_up = Follower(stack.url, last_event_id="0-0", card_id=UP)
+        only_up.start()
+        up_events = only_up.wait_for(1)
+        time.sleep(0.5)
+        only_up.stop.set()
+
+    # The live follower saw every change of the new version's scan, each within a second of its
+    # append (the entry id is the server's clock in ms), and a reconnection missed none.
+    assert [i for i, _, _ in followed] == ids[before_v2:]
+    delays = [arrived - int(i.split("-")[0]) / 1000 for i, _, arrived in followed]
+    print(f"\nSSE: {len(followed)} changes, slowest {max(delays) * 1000:.0f} ms after its append")
+    assert max(delays) < 1.0, delays
+    assert [i for i, _, _ in after] == ids[before_v2 + 1 :]
+    assert [e["card_id"] for _, e, _ in up_events] == [UP] and up_events[0][1]["signal"] == "SELL"
 
     # Each version's scan decided every card exactly once, with that version, across two replicas.
     for decided, version in ((first, v1), (second, v2)):

@@ -98,3 +98,20 @@ def test_the_openapi_schema_documents_the_rule_and_reason_of_each_signal() -> No
         rule["enum"] == ["fixed", "volatility", "probability", "none"] and "POKEWATCH_TRADE_FEE" in rule["description"]
     )
     assert "expected move" in response["properties"]["reason"]["description"]
+
+
+def test_the_signal_stream_refuses_a_bad_resume_id_and_needs_a_key_when_auth_is_on(gateway) -> None:
+    client = gateway()
+    bad = client.get("/signals/stream", headers={"last-event-id": "0-0\nevent: forged"})
+    assert bad.status_code == 422 and "Last-Event-ID" in bad.json()["message"]
+    assert client.get("/signals/stream", params={"card_id": "x" * 129}).status_code == 422
+    locked = gateway(auth_required=True)
+    assert locked.get("/signals/stream").status_code == 401
+
+
+def test_the_signal_stream_is_refused_with_503_when_every_slot_is_taken(gateway) -> None:
+    client = gateway(sse_max_clients=1)
+    slots = client.app.state.followers.slots  # type: ignore[attr-defined]
+    client.portal.call(slots.acquire)  # type: ignore[union-attr]
+    refused = client.get("/signals/stream")
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
