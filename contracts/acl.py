@@ -3,7 +3,7 @@
 | user       | who                                  | may                                                        |
 |------------|--------------------------------------|------------------------------------------------------------|
 | `gateway`  | REST gateway replicas                | XADD requests; read catalog, history, heartbeats, API keys, |
-|            |                                      | signal changes (SSE);                                      |
+|            |                                      | signal changes (SSE); its users' watchlists                |
 |            |                                      | subscribe to reply channels; the rate-limit script         |
 | `worker`   | model and decision workers           | read/ack/claim their streams, write the next stream,       |
 |            |                                      | signals, dead letters, replies, heartbeats and the catalog;|
@@ -33,9 +33,9 @@ ROLE_RULES: dict[str, str] = {
     "gateway": " ".join(
         [
             CONNECT,
-            "+xadd +xgroup|create +xread +xrevrange +hget +hgetall +get +subscribe +unsubscribe",
+            "+xadd +xgroup|create +xread +xrevrange +hget +hgetall +hset +hdel +hlen +get +subscribe +unsubscribe",
             "+evalsha +eval +script|load +script|exists +time +set",
-            f"~{keys.PREDICT_STREAM} ~{keys.RATE_LIMIT_PREFIX}*",
+            f"~{keys.PREDICT_STREAM} ~{keys.RATE_LIMIT_PREFIX}* ~{keys.WATCHLISTS_PREFIX}*",
             f"%R~{keys.REPLICAS_HASH} %R~{keys.CATALOG_HASH} %R~{keys.CATALOG_VERSION_KEY}",
             f"%R~{keys.HISTORY_HASH} %R~{keys.API_KEYS_HASH} %R~{keys.SIGNAL_CHANGES_STREAM}",
             f"&{keys.reply_channel('*')}",

@@ -12,6 +12,7 @@ operator can read any stream with `redis-cli XRANGE <stream> - + COUNT 5`.
 | `pokewatch:signal-changes`          | stream  | decision workers      | subscribers (own groups), notifiers |
 | `pokewatch:last-signal`             | hash    | decision workers      | decision workers (card -> last signal) |
 | `pokewatch:scan:<from>-><to>`       | string  | the model replica that claims a scan | model replicas  |
+| `pokewatch:watchlists:<owner>`      | hash    | gateway (per API key id, or `local`) | gateway, notifier |
 | `pokewatch:dead-letter`             | stream  | every worker          | operators                       |
 | `pokewatch:model-events`            | stream  | pipeline, CLI         | every model replica (broadcast) |
 | `pokewatch:reply:<gateway id>`      | pub/sub | decision workers      | the gateway process that asked  |
@@ -58,6 +59,7 @@ API_KEYS_HASH = f"{PREFIX}:api-keys"
 RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit:"
 LAST_SIGNAL_HASH = f"{PREFIX}:last-signal"
 SCAN_PREFIX = f"{PREFIX}:scan:"
+WATCHLISTS_PREFIX = f"{PREFIX}:watchlists:"
 # Scan requests reply here: nobody waits on it, the answers go to the signal streams.
 SCAN_REPLY_TO = f"{PREFIX}:reply:scan"
 
@@ -73,6 +75,11 @@ def scan_key(served: str | None, loaded: str) -> str:
     """The claim of the market scan for a replica set's swap from version `served` to `loaded`
     (`none` on start-up): one replica wins it with SET NX, so the scan runs once per swap."""
     return f"{SCAN_PREFIX}{served or 'none'}->{loaded}"
+
+
+def watchlists_key(owner: str) -> str:
+    """The hash of one owner's watchlists (field = watchlist id, value = StoredWatchlist JSON)."""
+    return f"{WATCHLISTS_PREFIX}{owner}"
 
 
 def reply_channel(gateway_id: str) -> str:

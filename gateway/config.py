@@ -22,4 +22,7 @@ class GatewaySettings(BrokerSettings):
     cors_origins: list[str] = Field(default_factory=list, description='JSON list, e.g. ["https://app.example"]')
 
     sse_max_clients: int = Field(default=100, ge=1, le=10_000, description="GET /signals/stream followers per process")
+    webhook_allow: str = Field(
+        default="", description="networks or hosts a webhook may point to although private (comma-separated)"
+    )
     gateway_fast_path: bool = Field(default=True, description="serve the pricing routes from a pure-ASGI fast path")

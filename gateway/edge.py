@@ -126,6 +126,8 @@ class EdgeGuard:
             if record is None:
                 raise ApiError(401, "invalid or revoked API key")
             await self._rate_limit(broker.redis, f"key:{record.key_id}", record.rate_per_s or policy.rate_per_s)
+            # Who is asking, for the routes that keep things per key (watchlists).
+            scope.setdefault("state", {})["key_id"] = record.key_id
         elif policy.anonymous_rate_per_s > 0:
             client = (scope.get("client") or ("unknown", 0))[0]
             await self._rate_limit(broker.redis, f"addr:{client}", policy.anonymous_rate_per_s)

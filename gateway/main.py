@@ -28,7 +28,7 @@ from gateway.config import GatewaySettings
 from gateway.edge import EdgeGuard, EdgePolicy
 from gateway.fast_path import PricingFastPath
 from gateway.json_body import JSONBodyByDefault
-from gateway.routes import cards, health, pricing, signals
+from gateway.routes import cards, health, pricing, signals, watchlists
 from gateway.routes.signals import Followers
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await broker.start()
         app.state.broker = broker
         app.state.catalog = Catalog(broker.redis)
+        app.state.settings = settings
         followers = redis_client(settings.redis_url, max_connections=settings.sse_max_clients + 1, wait_s=2)
         app.state.followers = Followers(followers, settings.sse_max_clients)
         logger.info("gateway %s up; broker %s", broker.gateway_id, redacted(settings.redis_url))
@@ -93,7 +94,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
 
     errors.install(app)
-    for module in (health, pricing, cards, signals):
+    for module in (health, pricing, cards, signals, watchlists):
         app.include_router(module.router)
     openapi.install(app, settings.auth_required)
     return app
