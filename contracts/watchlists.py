@@ -22,39 +22,46 @@ shown once, when the watchlist is created.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.messages import CardId
 
-WatchRule = Literal["signal", "price_above", "price_below", "deviation"]
 MAX_ITEMS = 500
 MAX_WATCHLISTS = 100
 
 
-class WatchItem(BaseModel):
-    """One card and the rule that alerts on it."""
-
+class _Item(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     card_id: CardId
-    rule: WatchRule
-    signal: Literal["BUY", "SELL", "ANY"] | None = Field(default=None, description="rule `signal`: which change")
-    target: float | None = Field(default=None, gt=0, lt=1e9, description="rules `price_above` / `price_below`")
-    deviation_pct: float | None = Field(default=None, gt=0, le=1000, description="rule `deviation`: |market/fair - 1|")
 
-    @model_validator(mode="after")
-    def _one_parameter_for_its_rule(self) -> Self:
-        needs = {"signal": "signal", "price_above": "target", "price_below": "target", "deviation": "deviation_pct"}
-        wanted = needs[self.rule]
-        for name in ("signal", "target", "deviation_pct"):
-            given = getattr(self, name) is not None
-            if name == wanted and not given:
-                raise ValueError(f"rule {self.rule!r} needs {wanted!r}")
-            if name != wanted and given:
-                raise ValueError(f"rule {self.rule!r} takes {wanted!r}, not {name!r}")
-        return self
+
+class SignalItem(_Item):
+    """Alert when the card's signal changes to `signal` (`ANY`: any change)."""
+
+    rule: Literal["signal"]
+    signal: Literal["BUY", "SELL", "ANY"]
+
+
+class PriceItem(_Item):
+    """Alert when the market price crosses above / below `target`."""
+
+    rule: Literal["price_above", "price_below"]
+    target: float = Field(gt=0, lt=1e9)
+
+
+class DeviationItem(_Item):
+    """Alert when the market is `deviation_pct`% or more away from fair (either way)."""
+
+    rule: Literal["deviation"]
+    deviation_pct: float = Field(gt=0, le=1000)
+
+
+# One card and the rule that alerts on it; each rule has its own fields, so the
+# schema says exactly what is valid.
+WatchItem = Annotated[SignalItem | PriceItem | DeviationItem, Field(discriminator="rule")]
 
 
 class WatchlistIn(BaseModel):
@@ -65,7 +72,10 @@ class WatchlistIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     items: list[WatchItem] = Field(min_length=1, max_length=MAX_ITEMS)
     webhook_url: str | None = Field(
-        default=None, max_length=2000, description="https (or http) URL that receives each alert as a signed POST"
+        default=None,
+        max_length=2000,
+        pattern=r"^https?://[^\s/?#]+[^\s]*$",
+        description="https (or http) URL that receives each alert as a signed POST; its host must be public",
     )
 
 

@@ -24,12 +24,16 @@ class UnsafeWebhook(ValueError):
     """A webhook URL that must not be called, with the reason."""
 
 
+class Unresolved(UnsafeWebhook):
+    """A host that does not resolve now: nothing to call, so nothing unsafe yet; a delivery checks again."""
+
+
 def resolve(host: str, port: int) -> list[str]:
     """Every address `host` resolves to."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeWebhook(f"webhook host {host!r} does not resolve: {exc}") from exc
+    except (socket.gaierror, UnicodeError, OSError) as exc:
+        raise Unresolved(f"webhook host {host!r} does not resolve: {exc}") from exc
     return sorted({str(info[4][0]) for info in infos})
 
 

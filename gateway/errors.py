@@ -12,6 +12,8 @@ import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from contracts.validation import problems
 from gateway.broker import BrokerUnavailable, DeadlineExceeded, NoLiveWorkers
@@ -20,6 +22,8 @@ CODES = {
     400: "bad_request",
     401: "unauthorized",
     404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
     413: "too_large",
     422: "invalid_input",
     429: "rate_limited",
@@ -79,6 +83,16 @@ def respond(err: ApiError) -> ORJSONResponse:
     return ORJSONResponse(err.body(), status_code=err.status, headers={k.decode(): v.decode() for k, v in err.headers})
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on the request's path (Starlette's 405 names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Route-layer errors in the same shape as the fast path's and the edge's."""
 
@@ -87,8 +101,13 @@ def install(app: FastAPI) -> None:
         return respond(exc)
 
     async def http_error(request: Request, exc: Exception) -> ORJSONResponse:
-        assert isinstance(exc, HTTPException)
-        return respond(ApiError(exc.status_code, str(exc.detail)))
+        assert isinstance(exc, StarletteHTTPException)
+        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+        if exc.status_code == 405:
+            headers["allow"] = ", ".join(allowed_methods(request))
+        return respond(
+            ApiError(exc.status_code, str(exc.detail), headers=[(k.encode(), v.encode()) for k, v in headers.items()])
+        )
 
     async def invalid(request: Request, exc: Exception) -> ORJSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -99,6 +118,8 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(HTTPException, http_error)
+    # Starlette's own (a body that is not JSON, a method not allowed): the same error shape.
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)
     for error_type in BROKER_ERRORS:
         app.add_exception_handler(error_type, broker_failure)

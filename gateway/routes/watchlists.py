@@ -11,13 +11,20 @@ from fastapi import APIRouter, Request, Response
 
 from contracts import keys
 from contracts.watchlists import MAX_WATCHLISTS, StoredWatchlist, Watchlist, WatchlistCreated, WatchlistIn
-from contracts.webhooks import UnsafeWebhook, check_webhook_url
+from contracts.webhooks import Unresolved, UnsafeWebhook, check_webhook_url
 from gateway.errors import ApiError
 from gateway.routes import EDGE_ERRORS, broker_of
 from gateway.schemas import ErrorBody
 
 router = APIRouter(tags=["watchlists"])
-ERRORS = {**EDGE_ERRORS, 404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}}
+ERRORS = {
+    **EDGE_ERRORS,
+    400: {"model": ErrorBody, "description": "the body is not JSON"},
+    404: {"model": ErrorBody},
+    409: {"model": ErrorBody, "description": "the key already keeps the most watchlists it may"},
+    422: {"model": ErrorBody},
+    503: {"model": ErrorBody},
+}
 LOCAL_OWNER = "local"
 
 
@@ -46,11 +53,13 @@ async def create(body: WatchlistIn, request: Request) -> WatchlistCreated:
         allow = request.app.state.settings.webhook_allow
         try:
             await asyncio.to_thread(check_webhook_url, body.webhook_url, allow)
+        except Unresolved:
+            pass  # a name that does not resolve yet is stored; every delivery checks the URL again
         except UnsafeWebhook as exc:
             raise ApiError(422, str(exc), [{"loc": ["body", "webhook_url"], "msg": str(exc)}]) from exc
     owner = owner_of(request)
     if len(await _stored(request)) >= MAX_WATCHLISTS:
-        raise ApiError(422, f"a key may keep at most {MAX_WATCHLISTS} watchlists; delete one first")
+        raise ApiError(409, f"a key may keep at most {MAX_WATCHLISTS} watchlists; delete one first")
     stored = StoredWatchlist(
         **body.model_dump(),
         id=secrets.token_urlsafe(9),

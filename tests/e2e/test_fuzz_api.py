@@ -84,11 +84,15 @@ def test_schemathesis_cli_with_every_check_and_phase_finds_nothing(live_stack) -
     from pathlib import Path
 
     cli = Path(sys.executable).parent / "schemathesis"
-    out = subprocess.run(
-        [str(cli), "run", f"{live_stack.url}/openapi.json", "--checks", "all",
-         "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "100", "--seed", "1"],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    summary = out.stdout[-2500:]
-    print(summary)
-    assert out.returncode == 0 and "No issues found" in out.stdout, summary + out.stderr[-2000:]
+    run = [str(cli), "run", f"{live_stack.url}/openapi.json", "--checks", "all",
+           "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "100", "--seed", "1"]  # fmt: skip
+    # Creating a watchlist refuses (422) a well-formed webhook URL whose host resolves to a private,
+    # loopback or link-local address (http://0 is 0.0.0.0): no JSON schema can say that, so that one
+    # operation runs every check but "schema-valid data is accepted"; every other operation, all of them.
+    create = "create_watchlists_post"
+    for extra in (["--exclude-operation-id", create], ["--include-operation-id", create,
+                  "--exclude-checks", "positive_data_acceptance"]):  # fmt: skip
+        out = subprocess.run([*run, *extra], capture_output=True, text=True, timeout=900)
+        summary = out.stdout[-2500:]
+        print(summary)
+        assert out.returncode == 0 and "No issues found" in out.stdout, summary + out.stderr[-2000:]

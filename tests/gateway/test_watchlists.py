@@ -35,10 +35,10 @@ def test_each_key_sees_only_its_own_watchlists(gateway, broker_url: str) -> None
 def test_items_need_the_parameter_of_their_rule(gateway) -> None:
     client = gateway()
     for item, why in (
-        ({"card_id": "a", "rule": "signal"}, "needs 'signal'"),
-        ({"card_id": "a", "rule": "price_above", "target": 5, "signal": "BUY"}, "takes 'target', not 'signal'"),
+        ({"card_id": "a", "rule": "signal"}, "items.0.signal.signal: Field required"),
+        ({"card_id": "a", "rule": "price_above", "target": 5, "signal": "BUY"}, "Extra inputs are not permitted"),
         ({"card_id": "a", "rule": "deviation", "deviation_pct": -3}, "greater than 0"),
-        ({"card_id": "a", "rule": "teleport"}, "rule"),
+        ({"card_id": "a", "rule": "teleport"}, "does not match any of the expected tags"),
     ):
         resp = client.post("/watchlists", json={"name": "x", "items": [item]})
         assert resp.status_code == 422 and why in resp.json()["message"], (item, resp.text)
@@ -84,3 +84,19 @@ def test_every_resolved_address_must_be_public() -> None:
     public = lambda host, port: ["93.184.216.34"]  # noqa: E731
     assert check_webhook_url("https://hooks.example/x", resolver=public) == "https://hooks.example/x"
     assert check_webhook_url("https://hooks.internal/x", allow="hooks.internal", resolver=both)
+
+
+def test_a_wrong_method_names_every_method_of_the_path(gateway) -> None:
+    resp = gateway().put("/watchlists/abc")
+    assert resp.status_code == 405 and resp.headers["allow"] == "DELETE, GET"
+    assert resp.json()["error"] == "method_not_allowed" and resp.json()["message"] == "Method Not Allowed"
+
+
+def test_a_key_keeps_at_most_the_quota_of_watchlists(gateway) -> None:
+    from contracts.watchlists import MAX_WATCHLISTS
+
+    client = gateway()
+    for _ in range(MAX_WATCHLISTS):
+        assert client.post("/watchlists", json={"name": "x", "items": ITEMS[:1]}).status_code == 201
+    over = client.post("/watchlists", json={"name": "x", "items": ITEMS[:1]})
+    assert over.status_code == 409 and "at most" in over.json()["message"]
