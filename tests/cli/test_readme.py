@@ -19,6 +19,7 @@ COVERED = {
     "pokewatch evaluate ": "tests/cli/test_pipeline.py",
     "pokewatch model ": "tests/cli/test_pipeline.py",
     "pokewatch keys ": "tests/cli/test_keys.py",
+    "pokewatch watch ": "tests/cli/test_stack_commands.py",
     "redis-cli ": "tests/cli/test_stack_commands.py",
     "export ": "tests/cli/test_airflow.py",
     "airflow ": "tests/cli/test_airflow.py",

@@ -89,3 +89,32 @@ def test_the_readme_curl_follows_signal_changes(running) -> None:
     changes = redis.Redis.from_url(running.broker_url).xrange(keys.SIGNAL_CHANGES_STREAM)
     ids = [line[4:] for line in out.stdout.splitlines() if line.startswith("id: ")]
     assert ids == [i.decode() for i, _ in changes], "the replay is the whole stream, in order"
+
+
+def test_the_readme_watch_commands_keep_a_watchlist(running) -> None:
+    import os
+    import sys
+
+    env = {**os.environ, "POKEWATCH_GATEWAY_URL": running.url}
+    env.pop("POKEWATCH_API_KEY", None)
+
+    def watch(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "workers.cli", "watch", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+
+    # pokewatch watch add demo-00001 demo-00002 --rule signal --signal BUY --name grails
+    added = watch("add", "demo-00001", "demo-00002", "--rule", "signal", "--signal", "BUY", "--name", "grails")
+    assert added.returncode == 0, added.stderr
+    created = json.loads(added.stdout)
+    assert [i["card_id"] for i in created["items"]] == ["demo-00001", "demo-00002"]
+    # pokewatch watch add demo-00003 --rule price_below --target 5
+    assert watch("add", "demo-00003", "--rule", "price_below", "--target", "5").returncode == 0
+    refused = watch("add", "demo-00003", "--webhook", "http://169.254.169.254/latest")
+    assert refused.returncode == 1 and "422" in refused.stdout and "link-local" in refused.stdout
+    listed = json.loads(watch("list", "--json").stdout)
+    assert created["id"] in {w["id"] for w in listed} and "grails" in watch("list").stdout
+    # pokewatch watch remove <id>
+    assert watch("remove", created["id"]).returncode == 0
+    assert created["id"] not in {w["id"] for w in json.loads(watch("list", "--json").stdout)}
+    gone = watch("remove", created["id"])
+    assert gone.returncode == 1 and "404" in gone.stdout

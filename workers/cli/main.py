@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from workers.cli import bench, evaluate, keys, model, pipeline, up, worker
+from workers.cli import bench, evaluate, keys, model, pipeline, up, watch, worker
 from workers.cli.common import setup_logging
 
 app = typer.Typer(help="PokeWatch: fair prices and BUY/SELL/HOLD signals for trading cards.", no_args_is_help=True)
@@ -14,6 +14,7 @@ app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(model.app, name="model")
 app.add_typer(worker.app, name="worker")
 app.add_typer(keys.app, name="keys")
+app.add_typer(watch.app, name="watch")
 app.command("evaluate")(evaluate.evaluate_file)
 app.command("bench")(bench.bench)
 app.command("redis-acl")(keys.redis_acl)
