@@ -1,16 +1,18 @@
-"""Benchmark: the market scan of a new version against `/fair_price/batch`, same stack, same run.
+"""Benchmark: the market scan against `/fair_price/batch`, same stack, same run.
 
-Trains a champion on the synthetic demo (`--cards` x `--days`), registers a
-second version, starts the local stack (embedded server, gateway, 2 model
-replicas, a decision worker) and measures, one after the other:
+Trains a champion on the synthetic demo (`--cards` x `--days`), starts the
+local stack (embedded server, gateway, 2 model replicas, a decision worker)
+and measures, one after the other:
 
 1. the reference: `POST /fair_price/batch` with 500 cards a request from
    `--batch-clients` connections for `--seconds`, in quotes per second;
 2. the scan: while `--concurrency` clients keep sending single `POST
-   /fair_price` requests, the second version is announced; the scan's quotes
+   /fair_price` requests, a scan of the served version is sent as `pokewatch
+   scan` sends it (a swap's scan follows a reload, whose own cost
+   bench/reload.py measures); the scan's quotes
    per second run from its first request's `sent_at` to its last decision's
    `decided_at` (both on the server side's clock), and the p99 of the single
-   requests answered inside that window against the p99 before it.
+   requests in flight at some point of that window against the p99 before it.
 
     python bench/scan.py [--cards 10000] [--days 60] [--seconds 8] [--concurrency 4]
 
@@ -32,6 +34,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import redis
+import redis.asyncio as aioredis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,27 +42,31 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
 
 from bench.reload import drive, prepare  # noqa: E402
 from contracts import keys  # noqa: E402
-from workers.config import PipelineSettings  # noqa: E402
+from workers.config import WorkerSettings  # noqa: E402
 from workers.local.embedded import free_port  # noqa: E402
 from workers.local.stack import LocalStack  # noqa: E402
-from workers.model_events import publish_version  # noqa: E402
+from workers.serving.scan import scan_requests, send_paced  # noqa: E402
 
 
-def scan_entries(r: redis.Redis, stream: str, version: str) -> list[dict]:
-    """The payloads of a stream's entries that belong to the scan of `version`."""
+def scan_entries(r: redis.Redis, stream: str, prefix: str, after: str = "-") -> list[dict]:
+    """The payloads of a stream's entries (after the id `after`) whose request id starts with `prefix`."""
     out = []
-    for _, fields in r.xrange(stream):
+    for _, fields in r.xrange(stream, after):
         payload = json.loads(fields[b"payload"])
-        if payload.get("request_id", "").startswith(f"scan-{version}-"):
+        if payload.get("request_id", "").startswith(prefix):
             out.append(payload)
     return out
 
 
-async def wait_for_scan(r: redis.Redis, version: str, cards: int, timeout: float = 600) -> list[dict]:
+async def wait_for_scan(r: redis.Redis, prefix: str, cards: int, after: str = "-", timeout: float = 600) -> list[dict]:
+    """The scan's decisions once all `cards` are in. Read in a thread: parsing thousands of entries
+    on the event loop would stall the load clients beside it and show up as their latency."""
     deadline = time.monotonic() + timeout
-    while len(found := scan_entries(r, keys.SIGNALS_STREAM, version)) < cards and time.monotonic() < deadline:
+    while True:
+        found = await asyncio.to_thread(scan_entries, r, keys.SIGNALS_STREAM, prefix, after)
+        if len(found) >= cards or time.monotonic() > deadline:
+            return found
         await asyncio.sleep(0.5)
-    return found
 
 
 async def batch_reference(url: str, cards: list[str], clients: int, seconds: float) -> tuple[float, int]:
@@ -90,12 +97,12 @@ async def run(opts: argparse.Namespace) -> None:
         data_dir = Path(tmp) / "data"
         os.environ.pop("MLFLOW_TRACKING_URI", None)
         print(f"training on synthetic demo {opts.cards} x {opts.days}...", flush=True)
-        old, new = prepare(data_dir, opts.cards, opts.days)
+        old, _ = prepare(data_dir, opts.cards, opts.days)
         stack = LocalStack(data_dir, port=free_port(), model_replicas=2, redis_port=0)
         stack.start(timeout=600)
         try:
             r = redis.Redis.from_url(stack.broker_url)
-            first = await wait_for_scan(r, old, opts.cards)
+            first = await wait_for_scan(r, f"scan-{old}-", opts.cards)
             print(f"start-up scan of version {old}: {len(first)} cards decided")
             page = httpx.get(f"{stack.url}/cards", params={"page_size": 500}, timeout=30).json()
             cards = [c["card_id"] for c in page["items"]]
@@ -107,13 +114,19 @@ async def run(opts: argparse.Namespace) -> None:
             stop = asyncio.Event()
             load = asyncio.create_task(drive(stack.url, cards, opts.concurrency, stop, log))
             await asyncio.sleep(opts.seconds)
-            settings = PipelineSettings(data_dir=data_dir)
-            await asyncio.to_thread(publish_version, settings, r, new, False, True)
-            decided = await wait_for_scan(r, new, opts.cards)
+            # A scan of the served version, as `pokewatch scan` sends it: no reload beside it.
+            scan = scan_requests(all_cards, old, WorkerSettings().scan_batch)
+            tag = scan[0].request_id.rsplit("-", 1)[0] + "-"
+            newest = r.xrevrange(keys.SIGNALS_STREAM, count=1)
+            after = newest[0][0].decode() if newest else "-"
+            sender = aioredis.Redis.from_url(stack.broker_url)
+            await send_paced(sender, scan, 100_000)
+            await sender.aclose()
+            decided = await wait_for_scan(r, tag, opts.cards, after)
             await asyncio.sleep(1.0)
             stop.set()
             await load
-            requests = scan_entries(r, keys.PREDICT_STREAM, new)
+            requests = await asyncio.to_thread(scan_entries, r, keys.PREDICT_STREAM, tag)
             changes = r.xlen(keys.SIGNAL_CHANGES_STREAM)
         finally:
             stack.stop()
@@ -126,17 +139,18 @@ async def run(opts: argparse.Namespace) -> None:
         done = np.array([x[0] for x in log]) + offset
         lat_ms = np.array([x[1] for x in log]) * 1000
         failed = int(sum(1 for x in log if x[2] != 200)) + batch_failed
+        sent = done - lat_ms / 1000
         steady = lat_ms[done < start]
-        during = lat_ms[(done >= start) & (done <= end)]
+        during = lat_ms[(sent <= end) & (done >= start)]  # in flight at some point of the scan
         p99_steady = float(np.percentile(steady, 99))
         p99_scan = float(np.percentile(during, 99)) if during.size else float("nan")
         print(
-            f"scan of version {new}: {len(decided)} cards in {len(requests)} requests, {scan_s:.2f} s, "
+            f"scan of version {old}: {len(decided)} cards in {len(requests)} requests, {scan_s:.2f} s, "
             f"{scan_qps:,.0f} quotes/s = {scan_qps / batch_qps:.2f}x the batch reference"
         )
         print(
             f"single requests: {len(steady)} before the scan (p99 {p99_steady:.1f} ms), "
-            f"{during.size} during it (p99 {p99_scan:.1f} ms); signal changes kept: {changes}"
+            f"{during.size} in flight during it (p99 {p99_scan:.1f} ms); signal changes kept: {changes}"
         )
         print(
             f"SUMMARY batch_qps={batch_qps:.0f} scan_qps={scan_qps:.0f} scan_vs_batch={scan_qps / batch_qps:.2f} "

@@ -67,7 +67,7 @@ class WorkerSettings(BrokerSettings, RegistrySettings, SignalSettings):
     signals_maxlen: int = Field(default=100_000, ge=100)
     changes_maxlen: int = Field(default=100_000, ge=100, description="pokewatch:signal-changes is capped near this")
     scan: bool = Field(default=True, description="model replicas scan every tracked card when the version changes")
-    scan_batch: int = Field(default=500, ge=1, le=500, description="cards per scan request")
+    scan_batch: int = Field(default=100, ge=1, le=500, description="cards per scan request")
     scan_wait_s: float = Field(
         default=60.0, ge=0, description="a scan waits this long for every live replica to serve the new version"
     )

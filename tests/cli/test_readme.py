@@ -20,6 +20,7 @@ COVERED = {
     "pokewatch model ": "tests/cli/test_pipeline.py",
     "pokewatch keys ": "tests/cli/test_keys.py",
     "pokewatch watch ": "tests/cli/test_stack_commands.py",
+    "pokewatch scan": "tests/cli/test_stack_commands.py",
     "redis-cli ": "tests/cli/test_stack_commands.py",
     "export ": "tests/cli/test_airflow.py",
     "airflow ": "tests/cli/test_airflow.py",

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import time
+from collections import Counter
 
 import pytest
 import redis
@@ -118,3 +119,26 @@ def test_the_readme_watch_commands_keep_a_watchlist(running) -> None:
     assert created["id"] not in {w["id"] for w in json.loads(watch("list", "--json").stdout)}
     gone = watch("remove", created["id"])
     assert gone.returncode == 1 and "404" in gone.stdout
+
+
+def test_the_readme_scan_command_decides_every_card_once(running) -> None:
+    import os
+    import sys
+
+    # pokewatch scan
+    out = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "scan"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "REDIS_URL": running.broker_url},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    sent = json.loads(out.stdout)
+    assert sent == {"version": "1", "cards": 40, "requests": 1}
+    r = redis.Redis.from_url(running.broker_url)
+    deadline = time.monotonic() + 30
+    while True:
+        decided = [json.loads(f[b"payload"]) for _, f in r.xrange(keys.SIGNALS_STREAM)]
+        scans = Counter(d["request_id"] for d in decided if d["request_id"].startswith("scan-1-"))
+        if len(scans) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert sorted(scans.values()) == [40, 40], "the start-up scan and this one, each every card once"

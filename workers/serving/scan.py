@@ -7,7 +7,8 @@ exactly one wins. The winner waits until every live model replica serves the
 new version (their heartbeats; at most POKEWATCH_SCAN_WAIT_S), so no card of
 the scan is priced by a replica still on the old one, then sends
 PredictRequests for all the version's cards, POKEWATCH_SCAN_BATCH a request,
-down the ordinary request path: model workers price them, decision workers
+paced so that only a couple are outstanding at once (user requests are never
+queued behind the whole scan), down the ordinary request path: model workers price them, decision workers
 decide them and record every changed signal on `pokewatch:signal-changes`
 (workers.serving.changes). There is no second pricing code path.
 
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 CLAIM_TTL_S = 7 * 24 * 3600
 # Scan requests wait in the stream behind user traffic; nobody times them out.
 SCAN_DEADLINE_S = 3600.0
+# Scan requests outstanding at once (see send_paced), and how often to look.
+SCAN_WINDOW = 2
+PACE_POLL_S = 0.002
 
 
 async def claim(redis: Any, served: str | None, loaded: str, replica_id: str) -> bool:
@@ -71,6 +75,44 @@ def scan_requests(cards: list[str], version: str, batch: int) -> list[PredictReq
     ]
 
 
+async def outstanding(redis: Any) -> int:
+    """Requests on the predict stream that the model group has not finished: not yet read, or read and not acked."""
+    for group in await redis.xinfo_groups(keys.PREDICT_STREAM):
+        name = group["name"].decode() if isinstance(group["name"], bytes) else group["name"]
+        if name == keys.MODEL_GROUP:
+            return int(group.get("lag") or 0) + int(group.get("pending") or 0)
+    return 0
+
+
+async def send_paced(redis: Any, requests: list[PredictRequest], maxlen: int, window: int = SCAN_WINDOW) -> None:
+    """Send a scan's requests, each only once fewer than `window` requests are outstanding.
+
+    A model replica reads up to a batch of entries at once and prices them in
+    one go: twenty 500-card scan requests read together held user requests
+    behind 10,000 cards (p99 2 s during a 10,000-card scan). Paced, a user
+    request waits for at most `window` small scan requests.
+    """
+    for request in requests:
+        while await outstanding(redis) >= window:
+            await asyncio.sleep(PACE_POLL_S)
+        await redis.xadd(
+            keys.PREDICT_STREAM, {keys.PAYLOAD_FIELD: request.model_dump_json()}, maxlen=maxlen, approximate=True
+        )
+
+
+def serving_version(heartbeats: dict[Any, Any], live_s: float) -> str:
+    """The one version every live model replica serves; ValueError if none or several."""
+    now = time.time()
+    versions = set()
+    for raw in heartbeats.values():
+        beat = Heartbeat.model_validate_json(raw)
+        if beat.role == "model" and now - beat.last_seen <= live_s and beat.model_version:
+            versions.add(beat.model_version)
+    if len(versions) != 1:
+        raise ValueError(f"live model replicas serve {sorted(versions) or 'no version'}: nothing or no one to scan")
+    return versions.pop()
+
+
 async def run_scan(
     redis: Any, settings: WorkerSettings, served: str | None, version: str, cards: list[str], replica_id: str
 ) -> int:
@@ -89,15 +131,7 @@ async def run_scan(
     if behind:
         logger.warning("scanning version %s while %s still serve another version", version, behind)
     requests = scan_requests(sorted(cards), version, settings.scan_batch)
-    pipe = redis.pipeline(transaction=False)
-    for request in requests:
-        pipe.xadd(
-            keys.PREDICT_STREAM,
-            {keys.PAYLOAD_FIELD: request.model_dump_json()},
-            maxlen=settings.stream_maxlen,
-            approximate=True,
-        )
-    await pipe.execute()
+    await send_paced(redis, requests, settings.stream_maxlen)
     logger.info(
         "market scan of version %s (was %s): %d cards in %d requests", version, served, len(cards), len(requests)
     )
