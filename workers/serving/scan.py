@@ -39,6 +39,7 @@ SCAN_DEADLINE_S = 3600.0
 # Scan requests outstanding at once (see send_paced), and how often to look.
 SCAN_WINDOW = 2
 PACE_POLL_S = 0.002
+PACE_MAX_S = 0.25
 
 
 async def claim(redis: Any, served: str | None, loaded: str, replica_id: str) -> bool:
@@ -93,8 +94,10 @@ async def send_paced(redis: Any, requests: list[PredictRequest], maxlen: int, wi
     request waits for at most `window` small scan requests.
     """
     for request in requests:
+        pause = PACE_POLL_S
         while await outstanding(redis) >= window:
-            await asyncio.sleep(PACE_POLL_S)
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, PACE_MAX_S)  # a stalled group is not polled 500 times a second
         await redis.xadd(
             keys.PREDICT_STREAM, {keys.PAYLOAD_FIELD: request.model_dump_json()}, maxlen=maxlen, approximate=True
         )
