@@ -11,6 +11,7 @@ import os
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from workers.cli.common import console
@@ -81,7 +82,7 @@ def list_watchlists(as_json: Annotated[bool, typer.Option("--json", help="print 
     for w in found:
         rules = sorted({i["rule"] for i in w["items"]})
         table.add_row(w["id"], w["name"], str(len(w["items"])), ", ".join(rules), w.get("webhook_url") or "-")
-    console.print(table)
+    Console().print(table)  # data goes to stdout, messages to stderr
 
 
 @app.command("remove")
