@@ -47,18 +47,24 @@ async def claim(redis: Any, served: str | None, loaded: str, replica_id: str) ->
     return bool(await redis.set(keys.scan_key(served, loaded), replica_id, nx=True, ex=CLAIM_TTL_S))
 
 
-async def replicas_behind(redis: Any, version: str, live_s: float) -> list[str]:
-    """Live model replicas (heartbeat within `live_s`) that serve another version than `version`."""
+def live_models(heartbeats: dict[Any, Any], live_s: float) -> list[Heartbeat]:
+    """The heartbeats (the `pokewatch:replicas` hash) of model replicas seen within `live_s`."""
     now = time.time()
-    behind = []
-    for raw in (await redis.hgetall(keys.REPLICAS_HASH)).values():
+    beats = []
+    for raw in heartbeats.values():
         try:
             beat = Heartbeat.model_validate_json(raw)
         except ValidationError:
             continue
-        if beat.role == "model" and now - beat.last_seen <= live_s and beat.model_version != version:
-            behind.append(beat.replica_id)
-    return behind
+        if beat.role == "model" and now - beat.last_seen <= live_s:
+            beats.append(beat)
+    return beats
+
+
+async def replicas_behind(redis: Any, version: str, live_s: float) -> list[str]:
+    """Live model replicas that serve another version than `version`."""
+    beats = live_models(await redis.hgetall(keys.REPLICAS_HASH), live_s)
+    return [b.replica_id for b in beats if b.model_version != version]
 
 
 def scan_requests(cards: list[str], version: str, batch: int) -> list[PredictRequest]:
@@ -105,12 +111,7 @@ async def send_paced(redis: Any, requests: list[PredictRequest], maxlen: int, wi
 
 def serving_version(heartbeats: dict[Any, Any], live_s: float) -> str:
     """The one version every live model replica serves; ValueError if none or several."""
-    now = time.time()
-    versions = set()
-    for raw in heartbeats.values():
-        beat = Heartbeat.model_validate_json(raw)
-        if beat.role == "model" and now - beat.last_seen <= live_s and beat.model_version:
-            versions.add(beat.model_version)
+    versions = {b.model_version for b in live_models(heartbeats, live_s) if b.model_version}
     if len(versions) != 1:
         raise ValueError(f"live model replicas serve {sorted(versions) or 'no version'}: nothing or no one to scan")
     return versions.pop()
