@@ -8,6 +8,8 @@
 | `worker`   | model and decision workers           | read/ack/claim their streams, write the next stream,       |
 |            |                                      | signals, dead letters, replies, heartbeats and the catalog;|
 |            |                                      | scan claims, last signals and signal changes (a script)    |
+| `notifier` | `pokewatch worker notifier`          | read/ack/claim signal changes, price updates and alerts;   |
+|            |                                      | XADD alerts and dead letters; read watchlists; heartbeat   |
 | `pipeline` | Airflow tasks, `pokewatch model ...` | XADD model events only                                     |
 | `scaler`   | KEDA (autoscaling on lag)            | XINFO / XPENDING / XLEN on the request streams, read-only  |
 | `admin`    | operators, `pokewatch keys`          | everything (keep its password in the secret store)         |
@@ -34,8 +36,9 @@ ROLE_RULES: dict[str, str] = {
         [
             CONNECT,
             "+xadd +xgroup|create +xread +xrevrange +hget +hgetall +hset +hdel +hlen +get +subscribe +unsubscribe",
-            "+evalsha +eval +script|load +script|exists +time +set",
+            "+evalsha +eval +script|load +script|exists +time +set +sadd +incr +multi +exec +discard",
             f"~{keys.PREDICT_STREAM} ~{keys.RATE_LIMIT_PREFIX}* ~{keys.WATCHLISTS_PREFIX}*",
+            f"~{keys.WATCHLIST_OWNERS} ~{keys.WATCHLIST_VERSION}",
             f"%R~{keys.REPLICAS_HASH} %R~{keys.CATALOG_HASH} %R~{keys.CATALOG_VERSION_KEY}",
             f"%R~{keys.HISTORY_HASH} %R~{keys.API_KEYS_HASH} %R~{keys.SIGNAL_CHANGES_STREAM}",
             f"&{keys.reply_channel('*')}",
@@ -49,9 +52,22 @@ ROLE_RULES: dict[str, str] = {
             "+publish +hset +hdel +hget +hgetall +get +set +del +rename +multi +exec +discard",
             "+evalsha +script|load +script|exists",
             f"~{keys.PREDICT_STREAM} ~{keys.QUOTES_STREAM} ~{keys.SIGNALS_STREAM} ~{keys.DEAD_LETTER_STREAM}",
-            f"~{keys.SIGNAL_CHANGES_STREAM} ~{keys.LAST_SIGNAL_HASH} ~{keys.SCAN_PREFIX}*",
+            f"~{keys.SIGNAL_CHANGES_STREAM} ~{keys.PRICE_UPDATES_STREAM} ~{keys.LAST_SIGNAL_HASH} ~{keys.SCAN_PREFIX}*",
             f"%R~{keys.MODEL_EVENTS_STREAM} ~{keys.REPLICAS_HASH} ~{keys.CATALOG_HASH}* ~{keys.HISTORY_HASH}*",
             f"&{keys.reply_channel('*')}",
+        ]
+    ),
+    # Reads its three streams in its group; writes only alerts, dead letters and its
+    # heartbeat (a selector: XADD on those two streams alone); watchlists read-only.
+    "notifier": " ".join(
+        [
+            CONNECT,
+            "+xreadgroup +xack +xautoclaim +xclaim +xpending +xinfo|groups +xinfo|consumers",
+            "+xgroup|create +xgroup|createconsumer +xgroup|delconsumer +hget +hgetall +smembers +get",
+            "+hset +hdel +multi +exec +discard",
+            f"~{keys.SIGNAL_CHANGES_STREAM} ~{keys.PRICE_UPDATES_STREAM} ~{keys.ALERTS_STREAM} ~{keys.REPLICAS_HASH}",
+            f"%R~{keys.WATCHLISTS_PREFIX}* %R~{keys.WATCHLIST_OWNERS} %R~{keys.WATCHLIST_VERSION}",
+            f"(+xadd ~{keys.ALERTS_STREAM} ~{keys.DEAD_LETTER_STREAM})",
         ]
     ),
     "pipeline": " ".join([CONNECT, "+xadd +xrange +xrevrange", f"~{keys.MODEL_EVENTS_STREAM}"]),

@@ -9,10 +9,14 @@ operator can read any stream with `redis-cli XRANGE <stream> - + COUNT 5`.
 | `pokewatch:predict`                 | stream  | gateway               | model workers (group `model`)   |
 | `pokewatch:quotes`                  | stream  | model workers         | decision workers (group `decision`) |
 | `pokewatch:signals`                 | stream  | decision workers      | anyone (XREAD; notifiers)       |
-| `pokewatch:signal-changes`          | stream  | decision workers      | subscribers (own groups), notifiers |
-| `pokewatch:last-signal`             | hash    | decision workers      | decision workers (card -> last signal) |
+| `pokewatch:signal-changes`          | stream  | decision workers      | subscribers, notifier, gateway SSE |
+| `pokewatch:price-updates`           | stream  | decision workers      | notifier (group `notifier`), subscribers |
+| `pokewatch:last-signal`             | hash    | decision workers      | decision workers (card -> last decision) |
+| `pokewatch:alerts`                  | stream  | notifier (matching)   | notifier (webhook delivery), subscribers |
 | `pokewatch:scan:<from>-><to>`       | string  | the model replica that claims a scan | model replicas  |
 | `pokewatch:watchlists:<owner>`      | hash    | gateway (per API key id, or `local`) | gateway, notifier |
+| `pokewatch:watchlist-owners`        | set     | gateway               | notifier (whose hashes to read) |
+| `pokewatch:watchlist-version`       | string  | gateway (INCR on every change) | notifier (reload when it moves) |
 | `pokewatch:dead-letter`             | stream  | every worker          | operators                       |
 | `pokewatch:model-events`            | stream  | pipeline, CLI         | every model replica (broadcast) |
 | `pokewatch:reply:<gateway id>`      | pub/sub | decision workers      | the gateway process that asked  |
@@ -42,14 +46,24 @@ SIGNALS_STREAM = f"{PREFIX}:signals"
 DEAD_LETTER_STREAM = f"{PREFIX}:dead-letter"
 MODEL_EVENTS_STREAM = f"{PREFIX}:model-events"
 SIGNAL_CHANGES_STREAM = f"{PREFIX}:signal-changes"
+PRICE_UPDATES_STREAM = f"{PREFIX}:price-updates"
+ALERTS_STREAM = f"{PREFIX}:alerts"
 
 MODEL_GROUP = "model"
 DECISION_GROUP = "decision"
+NOTIFIER_GROUP = "notifier"
 
 # Consumer groups that must exist before the first request is sent. They are
 # created from id 0 (not `$`), so a request accepted before any worker ever
 # started is still delivered.
 GROUPS: dict[str, str] = {PREDICT_STREAM: MODEL_GROUP, QUOTES_STREAM: DECISION_GROUP}
+# The notifier's groups, created from id 0 by the decision workers too, so a
+# change made before the notifier first started still alerts.
+NOTIFY_GROUPS: dict[str, str] = {
+    SIGNAL_CHANGES_STREAM: NOTIFIER_GROUP,
+    PRICE_UPDATES_STREAM: NOTIFIER_GROUP,
+    ALERTS_STREAM: NOTIFIER_GROUP,
+}
 
 REPLICAS_HASH = f"{PREFIX}:replicas"
 CATALOG_HASH = f"{PREFIX}:catalog"
@@ -60,6 +74,8 @@ RATE_LIMIT_PREFIX = f"{PREFIX}:ratelimit:"
 LAST_SIGNAL_HASH = f"{PREFIX}:last-signal"
 SCAN_PREFIX = f"{PREFIX}:scan:"
 WATCHLISTS_PREFIX = f"{PREFIX}:watchlists:"
+WATCHLIST_OWNERS = f"{PREFIX}:watchlist-owners"
+WATCHLIST_VERSION = f"{PREFIX}:watchlist-version"
 # Scan requests reply here: nobody waits on it, the answers go to the signal streams.
 SCAN_REPLY_TO = f"{PREFIX}:reply:scan"
 
@@ -87,16 +103,19 @@ def reply_channel(gateway_id: str) -> str:
     return f"{PREFIX}:reply:{gateway_id}"
 
 
-async def ensure_groups(client: Any, streams: tuple[str, ...] | None = None) -> None:
-    """Create the request path's consumer groups (GROUPS) from id 0, with their streams.
+async def ensure_groups(
+    client: Any, streams: tuple[str, ...] | None = None, groups: dict[str, str] | None = None
+) -> None:
+    """Create consumer groups from id 0, with their streams.
 
     Args:
         client: a `redis.asyncio.Redis`.
-        streams: only these streams' groups (default: all of GROUPS).
+        streams: only these streams' groups (default: all of `groups`).
+        groups: stream -> group (default: the request path's GROUPS).
     """
     from redis.exceptions import ResponseError
 
-    for stream, group in GROUPS.items():
+    for stream, group in (GROUPS if groups is None else groups).items():
         if streams is not None and stream not in streams:
             continue
         try:

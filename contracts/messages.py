@@ -11,6 +11,10 @@ Flow of one request (single card or a batch of up to 500, always one message):
     decision worker --Reply--> pokewatch:reply:<gateway> (pub/sub) --> gateway
                     --SignalDecided--> pokewatch:signals (one entry per card)
                     --SignalChanged--> pokewatch:signal-changes (only when a card's signal changes)
+                    --PriceUpdated--> pokewatch:price-updates (only when a card's latest price or version changes)
+
+The notifier (workers.notify) reads the last two in group `notifier` and turns
+what matches a watchlist into alerts (contracts.watchlists.Alert).
 
 A market scan (workers.serving.scan) sends PredictRequests for every tracked
 card down the same path when the served version changes.
@@ -171,6 +175,23 @@ class SignalChanged(Message):
     decision: SignalDecided = Field(description="the decision that changed it: prices, version, rule and reason")
 
 
+class PriceUpdated(Message):
+    """Decision workers -> `pokewatch:price-updates`: a card's latest market price, date or pricing
+    version changed (one event however many requests asked about the same price).
+
+    Written by the same script as `SignalChanged`, with the card's previous market price and
+    deviation, so a consumer can tell a price crossing a target without keeping state.
+    """
+
+    kind: Literal["price_update"] = "price_update"
+    card_id: str
+    previous_date: dt.date | None = None
+    previous_market_price: float | None = Field(default=None, description="null: the card is seen for the first time")
+    previous_deviation_pct: float | None = None
+    previous_model_version: str | None = None
+    decision: SignalDecided = Field(description="the decision with the new price")
+
+
 class Reply(Message):
     """Decision worker -> the asking gateway: every result of one request, in item order."""
 
@@ -229,7 +250,7 @@ class Heartbeat(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     replica_id: str
-    role: Literal["model", "decision"]
+    role: Literal["model", "decision", "notifier"]
     model_version: str | None = None
     host: str
     pid: int

@@ -14,10 +14,18 @@ Item rules:
 | `price_below` | the market price crosses below `target`                  | `target`       |
 | `deviation`   | the market is `deviation_pct`% or more from fair          | `deviation_pct` |
 
+Price and deviation rules fire when the condition starts to hold: the price
+crosses the target between two updates (or is already past it the first time
+the card is priced), the deviation reaches N% from below. They do not repeat
+while it keeps holding.
+
 A webhook URL is checked before it is stored and again before each delivery
 (contracts.webhooks): private, loopback and link-local addresses are refused
 unless allow-listed. Its signing secret (`whsec_...`, Standard Webhooks) is
 shown once, when the watchlist is created.
+
+The notifier (workers.notify) writes every alert to `pokewatch:alerts` as an
+`Alert` and POSTs it to the watchlist's webhook, signed.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.messages import CardId
+from contracts.messages import CardId, Message, SignalDecided, now
 
 MAX_ITEMS = 500
 MAX_WATCHLISTS = 100
@@ -99,3 +107,25 @@ class StoredWatchlist(Watchlist):
 
     owner: str
     webhook_secret: str | None = None
+
+
+class Alert(Message):
+    """Notifier -> `pokewatch:alerts` and the watchlist's webhook: one item of a watchlist fired.
+
+    `alert_id` is derived from the event and the item, so a redelivery (after a crash
+    or a retry) carries the same id: receivers deduplicate on it (`webhook-id`).
+    """
+
+    kind: Literal["alert"] = "alert"
+    alert_id: str = Field(description="idempotency key: the same for every delivery of this alert")
+    owner: str = Field(description="the API key id that owns the watchlist (`local` without keys)")
+    watchlist_id: str
+    watchlist_name: str
+    item: WatchItem
+    card_id: str
+    trigger: str = Field(description="what happened, in words")
+    previous_signal: str | None = None
+    previous_market_price: float | None = None
+    decision: SignalDecided = Field(description="the decision that fired it: prices, signal, version, reason")
+    source: str = Field(description="the event it came from: `<stream> <entry id>`")
+    created_at: float = Field(default_factory=now)

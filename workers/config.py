@@ -112,3 +112,19 @@ class PipelineSettings(RegistrySettings, SignalSettings):
     )
     pokemonpricetracker_base_url: str = "https://www.pokemonpricetracker.com/api/v2"
     pokemonpricetracker_days: int = 90
+
+
+class NotifierSettings(WorkerSettings):
+    """The notifier (`pokewatch worker notifier`): matching changes to watchlists, delivering webhooks."""
+
+    model_config = ENV
+
+    webhook_allow: str = Field(
+        default="", description="networks or hosts a webhook may point to although private (comma-separated)"
+    )
+    webhook_attempts: int = Field(default=8, ge=1, le=50, description="POSTs of one alert before its dead letter")
+    webhook_backoff_s: float = Field(default=0.5, gt=0, description="first wait between attempts (doubles, jittered)")
+    webhook_backoff_max_s: float = Field(default=60.0, gt=0, description="longest wait, Retry-After included")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="one POST's timeout")
+    webhook_concurrency: int = Field(default=32, ge=1, le=1000, description="alerts delivered at once")
+    alerts_maxlen: int = Field(default=100_000, ge=100, description="pokewatch:alerts is capped near this")

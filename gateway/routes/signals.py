@@ -8,6 +8,9 @@ Without one the stream starts at the newest change. Streams read on their
 own connection pool, at most `sse_max_clients` at once per gateway process,
 so followers never take connections from the request path.
 
+`card_id` (repeatable) keeps only those cards; `watchlist` only the cards of
+one of the caller's watchlists (404 for anyone else's).
+
 Errors: 422 for a Last-Event-ID that is not a stream entry id or a bad card
 id, 401 / 429 from the edge as on every route, 503 when every slot is taken
 or the broker is away.
@@ -28,6 +31,7 @@ from fastapi.responses import StreamingResponse
 from contracts import keys
 from contracts.messages import CardId
 from gateway.errors import ApiError
+from gateway.routes.watchlists import stored_watchlist
 
 router = APIRouter(tags=["signals"])
 
@@ -69,6 +73,9 @@ def event(entry_id: str, payload: bytes) -> bytes:
 async def signal_changes(
     request: Request,
     card_id: Annotated[list[CardId] | None, Query(max_length=100, description="only these cards")] = None,
+    watchlist: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="only the cards of this watchlist of yours")
+    ] = None,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", max_length=41, description="resume after this event id")
     ] = None,
@@ -84,6 +91,10 @@ async def signal_changes(
     except (aioredis.RedisError, OSError) as exc:
         raise ApiError(503, f"broker unreachable: {exc}") from exc
     wanted = set(card_id or ())
+    if watchlist is not None:
+        followed = {item.card_id for item in (await stored_watchlist(request, watchlist)).items}
+        wanted = wanted & followed if wanted else followed
+        wanted = wanted or {""}  # no card of the list is asked for: nothing passes
 
     async def events() -> AsyncIterator[bytes]:
         async with followers.slots:

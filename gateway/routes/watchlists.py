@@ -1,8 +1,14 @@
-"""`/watchlists`: each API key's watchlists (contracts.watchlists); another key's are invisible (404)."""
+"""`/watchlists`: each API key's watchlists (contracts.watchlists); another key's are invisible (404).
+
+Every change also adds the owner to `pokewatch:watchlist-owners` and bumps
+`pokewatch:watchlist-version`, in the same transaction, so the notifier knows
+whose watchlists to read and when to read them again.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 import time
 
@@ -42,6 +48,19 @@ async def _stored(request: Request) -> dict[str, StoredWatchlist]:
     return {w.id: w for w in sorted(lists, key=lambda w: w.created_at)}
 
 
+def new_secret() -> str:
+    """A Standard Webhooks signing secret: `whsec_` and 24 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+async def stored_watchlist(request: Request, watchlist_id: str) -> StoredWatchlist:
+    """One of the calling key's watchlists; 404 for a missing one or anyone else's."""
+    found = (await _stored(request)).get(watchlist_id)
+    if found is None:
+        raise ApiError(404, f"no watchlist {watchlist_id!r} for this key")
+    return found
+
+
 def _public(stored: StoredWatchlist) -> Watchlist:
     return Watchlist.model_validate(stored.model_dump(exclude={"owner", "webhook_secret"}))
 
@@ -65,9 +84,13 @@ async def create(body: WatchlistIn, request: Request) -> WatchlistCreated:
         id=secrets.token_urlsafe(9),
         created_at=time.time(),
         owner=owner,
-        webhook_secret="whsec_" + secrets.token_urlsafe(24) if body.webhook_url else None,
+        webhook_secret=new_secret() if body.webhook_url else None,
     )
-    await broker_of(request).redis.hset(keys.watchlists_key(owner), stored.id, stored.model_dump_json())
+    pipe = broker_of(request).redis.pipeline(transaction=True)
+    pipe.hset(keys.watchlists_key(owner), stored.id, stored.model_dump_json())
+    pipe.sadd(keys.WATCHLIST_OWNERS, owner)
+    pipe.incr(keys.WATCHLIST_VERSION)
+    await pipe.execute()
     return WatchlistCreated.model_validate(stored.model_dump(exclude={"owner"}))
 
 
@@ -80,17 +103,17 @@ async def list_watchlists(request: Request) -> list[Watchlist]:
 @router.get("/watchlists/{watchlist_id}", response_model=Watchlist, responses=ERRORS)
 async def get_watchlist(watchlist_id: str, request: Request) -> Watchlist:
     """One of the calling key's watchlists (404 for anyone else's)."""
-    found = (await _stored(request)).get(watchlist_id)
-    if found is None:
-        raise ApiError(404, f"no watchlist {watchlist_id!r} for this key")
-    return _public(found)
+    return _public(await stored_watchlist(request, watchlist_id))
 
 
 @router.delete("/watchlists/{watchlist_id}", status_code=204, response_class=Response, responses=ERRORS)
 async def delete_watchlist(watchlist_id: str, request: Request) -> Response:
     """Delete one of the calling key's watchlists (404 for anyone else's)."""
     try:
-        removed = await broker_of(request).redis.hdel(keys.watchlists_key(owner_of(request)), watchlist_id)
+        pipe = broker_of(request).redis.pipeline(transaction=True)
+        pipe.hdel(keys.watchlists_key(owner_of(request)), watchlist_id)
+        pipe.incr(keys.WATCHLIST_VERSION)
+        removed, _ = await pipe.execute()
     except (aioredis.RedisError, OSError) as exc:
         raise ApiError(503, f"broker unreachable: {exc}") from exc
     if not removed:

@@ -18,7 +18,7 @@ def up(
     host: Annotated[str, typer.Option(help="gateway bind address")] = "127.0.0.1",
     model_replicas: Annotated[int, typer.Option(min=1, help="model worker processes")] = 2,
 ) -> None:
-    """The whole local stack: broker, gateway, model replicas, decision worker. Ctrl-C stops it all.
+    """The whole local stack: broker, gateway, model replicas, decision worker, notifier. Ctrl-C stops it all.
 
     Broker: REDIS_URL if set, else an embedded server with its data in the data dir.
     With no champion model yet, the pipeline first runs on the demo source.
@@ -35,7 +35,12 @@ def up(
         console.print("[yellow]no champion model yet: running the pipeline on the demo source first[/yellow]")
         pipeline_run(source="demo", input_path=None, day_=None, cards=None)
     stack = LocalStack(
-        settings.data_dir, port=port, host=host, model_replicas=model_replicas, redis_url=os.environ.get("REDIS_URL")
+        settings.data_dir,
+        port=port,
+        host=host,
+        model_replicas=model_replicas,
+        notifiers=1,
+        redis_url=os.environ.get("REDIS_URL"),
     )
     stopping = False
 

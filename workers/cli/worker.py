@@ -10,7 +10,7 @@ import typer
 from workers.cli.common import serving_logging
 from workers.config import WorkerSettings
 
-app = typer.Typer(help="Stream workers (FastStream): model replicas and decision workers.")
+app = typer.Typer(help="Stream workers (FastStream): model replicas, decision workers and the notifier.")
 
 ReplicaOpt = Annotated[str | None, typer.Option("--replica", help="replica id (default: host-pid)")]
 
@@ -34,6 +34,18 @@ def decision(replica: ReplicaOpt = None) -> None:
     from workers.serving.decision_worker import DecisionWorker
 
     worker = DecisionWorker(WorkerSettings(), replica)
+    serving_logging(worker.replica_id)
+    asyncio.run(worker.run())
+
+
+@app.command("notifier")
+def notifier(replica: ReplicaOpt = None) -> None:
+    """Notifier: matches pokewatch:signal-changes and pokewatch:price-updates to watchlists (group `notifier`),
+    appends alerts to pokewatch:alerts and delivers them to webhooks, signed."""
+    from workers.config import NotifierSettings
+    from workers.notify.worker import NotifierWorker
+
+    worker = NotifierWorker(NotifierSettings(), replica)
     serving_logging(worker.replica_id)
     asyncio.run(worker.run())
 

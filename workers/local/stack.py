@@ -2,7 +2,7 @@
 
 Broker: REDIS_URL if set, else an embedded server (workers.local.embedded)
 with its data in `<data dir>/redis`. Then the gateway (uvicorn), N model
-replicas and one decision worker, each a separate process logging to
+replicas, one decision worker and (`notifiers=1`) the notifier, each a separate process logging to
 `<data dir>/logs/<name>.log`. `stop()` sends SIGTERM to every child (workers
 drain in-flight work), waits, and stops the embedded server last.
 """
@@ -36,10 +36,11 @@ class LocalStack:
     host: str = "127.0.0.1"
     model_replicas: int = 2
     decision_workers: int = 1
+    notifiers: int = 0
     redis_url: str | None = None
     redis_port: int = 6379
     extra_env: dict[str, str] = field(default_factory=dict)
-    # A broker URL per role ("gateway", "model", "decision"), e.g. with its own ACL user.
+    # A broker URL per role ("gateway", "model", "decision", "notifier"), e.g. with its own ACL user.
     role_urls: dict[str, str] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
     redis: EmbeddedRedis | None = None
@@ -91,6 +92,10 @@ class LocalStack:
         args = [sys.executable, "-m", "workers.cli", "worker", "decision", "--replica", name]
         return self.spawn(name, args, self._role_env("decision"))
 
+    def spawn_notifier(self, name: str, env: dict[str, str] | None = None) -> Child:
+        args = [sys.executable, "-m", "workers.cli", "worker", "notifier", "--replica", name]
+        return self.spawn(name, args, {**self._role_env("notifier"), **(env or {})})
+
     def spawn_gateway(self, name: str = "gateway", port: int | None = None, env: dict[str, str] | None = None) -> Child:
         args = [sys.executable, "-m", "gateway", "--host", self.host, "--port", str(port or self.port)]
         return self.spawn(name, args, {**self._role_env("gateway"), **(env or {})})
@@ -102,6 +107,8 @@ class LocalStack:
             self.spawn_model(f"model-{i}")
         for i in range(1, self.decision_workers + 1):
             self.spawn_decision(f"decision-{i}")
+        for i in range(1, self.notifiers + 1):
+            self.spawn_notifier(f"notifier-{i}")
         self.spawn_gateway()
         self.wait_ready(timeout)
         return self
@@ -123,6 +130,7 @@ class LocalStack:
                     resp.status_code == 200
                     and sum(r["role"] == "model" for r in live) >= want
                     and sum(r["role"] == "decision" for r in live) >= self.decision_workers
+                    and sum(r["role"] == "notifier" for r in live) >= self.notifiers
                 ):
                     return dict(body)
                 last = body

@@ -1,9 +1,15 @@
-"""Signal changes: each card's last signal, and an event on `pokewatch:signal-changes` when it changes.
+"""Signal changes and price updates: each card's last decision, and an event when it changes.
 
-The decision workers keep every card's last signal (its date, signal and model
-version) in the `pokewatch:last-signal` hash. One Lua script compares and
-sets it and appends a `SignalChanged` for each card whose signal changed, so
-any number of decision workers record each change exactly once; it runs in
+The decision workers keep every card's last decision (its date, signal, model
+version, market price and deviation) in the `pokewatch:last-signal` hash. One
+Lua script compares and sets it and appends
+
+- a `SignalChanged` to `pokewatch:signal-changes` for each card whose signal changed;
+- a `PriceUpdated` to `pokewatch:price-updates` for each card whose date, market
+  price or model version changed (a thousand requests about the same price
+  make one update), with the previous price and deviation,
+
+so any number of decision workers record each change exactly once; it runs in
 the same MULTI/EXEC as the worker's other outputs and acks, so a change is
 written with the decision or not at all.
 
@@ -17,6 +23,7 @@ written with the decision or not at all.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,33 +32,43 @@ from redis.asyncio.client import Pipeline
 from contracts import keys
 from contracts.messages import SignalDecided
 
-# KEYS: the last-signal hash, the changes stream. ARGV: the stream's MAXLEN, then
-# five values a card: id, date (ISO, so strings order as dates), signal, model
-# version, the decision's JSON. The event is assembled around the decision's
-# JSON so its numbers stay exactly as the worker wrote them.
+# KEYS: the last-signal hash, the changes stream, the price-updates stream.
+# ARGV: the streams' MAXLEN, then seven values a card: id, date (ISO, so strings
+# order as dates), signal, model version, market price and deviation (JSON
+# numbers, kept as text), the decision's JSON. Events are assembled around the
+# decision's JSON so its numbers stay exactly as the worker wrote them.
 CHANGES_LUA = """
 local function json(value)
   if value == nil then return 'null' end
   return cjson.encode(value)
 end
 local changed = 0
-for i = 2, #ARGV, 5 do
+for i = 2, #ARGV, 7 do
   local card, day, signal, version = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local market, dev, decision = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local raw = redis.call('HGET', KEYS[1], card)
   local prev = nil
   if raw then prev = cjson.decode(raw) end
   if prev == nil or day >= prev.d then
-    if prev == nil or prev.s ~= signal or prev.d ~= day or prev.v ~= version then
-      redis.call('HSET', KEYS[1], card, cjson.encode({d = day, s = signal, v = version}))
+    local before = prev or {}
+    local moved = prev == nil or prev.d ~= day or prev.v ~= version or prev.m ~= market
+    if moved or prev.s ~= signal or prev.x ~= dev then
+      redis.call('HSET', KEYS[1], card, cjson.encode({d = day, s = signal, v = version, m = market, x = dev}))
     end
     if (prev == nil and signal ~= 'HOLD') or (prev ~= nil and prev.s ~= signal) then
-      local before = prev or {}
       local event = '{"schema_version":1,"kind":"signal_change","card_id":' .. json(card)
         .. ',"previous_signal":' .. json(before.s) .. ',"previous_date":' .. json(before.d)
         .. ',"previous_model_version":' .. json(before.v) .. ',"signal":' .. json(signal)
-        .. ',"decision":' .. ARGV[i + 4] .. '}'
+        .. ',"decision":' .. decision .. '}'
       redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'payload', event)
       changed = changed + 1
+    end
+    if moved then
+      local update = '{"schema_version":1,"kind":"price_update","card_id":' .. json(card)
+        .. ',"previous_date":' .. json(before.d) .. ',"previous_market_price":' .. (before.m or 'null')
+        .. ',"previous_deviation_pct":' .. (before.x or 'null')
+        .. ',"previous_model_version":' .. json(before.v) .. ',"decision":' .. decision .. '}'
+      redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'payload', update)
     end
   end
 end
@@ -74,7 +91,9 @@ class ChangeRecorder:
         if not decided:
             return
         args: list[str | int] = [self.maxlen]
-        for decision, part in decided:
-            args += [decision.card_id, decision.date.isoformat(), decision.signal, decision.model_version, part]
+        for d, part in decided:
+            market, dev = json.dumps(float(d.market_price)), json.dumps(float(d.deviation_pct))
+            args += [d.card_id, d.date.isoformat(), d.signal, d.model_version, market, dev, part]
         pipe.scripts.add(self.script)
-        pipe.evalsha(self.script.sha, 2, keys.LAST_SIGNAL_HASH, keys.SIGNAL_CHANGES_STREAM, *args)
+        streams = (keys.SIGNAL_CHANGES_STREAM, keys.PRICE_UPDATES_STREAM)
+        pipe.evalsha(self.script.sha, 3, keys.LAST_SIGNAL_HASH, *streams, *args)

@@ -112,6 +112,12 @@ class DecisionWorker(StreamWorker[PriceQuotes]):
         super().__init__(settings, replica_id)
         self.changes = ChangeRecorder(self.redis, settings.changes_maxlen)
 
+    async def prepare(self) -> None:
+        # The notifier's groups on this worker's change streams exist from the first
+        # change on, so changes made before a notifier first started still alert.
+        outputs = (keys.SIGNAL_CHANGES_STREAM, keys.PRICE_UPDATES_STREAM)
+        await keys.ensure_groups(self.redis, outputs, keys.NOTIFY_GROUPS)
+
     def process(self, messages: Sequence[PriceQuotes], pipe: Pipeline) -> None:
         s = self.settings
         rule = s.rule

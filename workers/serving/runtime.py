@@ -48,7 +48,9 @@ import signal
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import redis.asyncio as aioredis
@@ -70,6 +72,21 @@ logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 MAX_RESTARTS = 5
+
+
+@dataclass(frozen=True)
+class Route:
+    """One stream a worker reads in one group, and what a batch of its valid messages turns into.
+
+    A worker has one route by default (its class's stream, group and `process`);
+    the notifier reads two streams, so it has two.
+    """
+
+    stream: str
+    group: str
+    message_type: type[BaseModel]
+    process: Callable[[Sequence[Any], Pipeline], None]
+    title: str
 
 
 def replica_name(role: str) -> str:
@@ -109,6 +126,13 @@ class StreamWorker(ABC, Generic[M]):
     def process(self, messages: Sequence[M], pipe: Pipeline) -> None:
         """Queue the outputs of valid, unexpired messages on the transaction `pipe`."""
 
+    def routes(self) -> list[Route]:
+        """What the worker reads: by default its stream in its group, into `process`."""
+        return [Route(self.stream, self.group, self.message_type, self.process, self.role)]
+
+    async def before_batch(self) -> None:
+        """Called before each batch is sorted (e.g. refresh what the batch is matched against)."""
+
     def model_version(self) -> str | None:
         return None
 
@@ -145,17 +169,32 @@ class StreamWorker(ABC, Generic[M]):
             **RECONNECT,
             **retry_options(),
         )
+        for route in self.routes():
+            self._subscribe(broker, route)
+        self.add_subscribers(broker)
+        app = FastStream(broker, logger=logger)
+        self._app = app
+        app.on_startup(self._startup)
+        app.after_startup(self._after_startup)
+        app.on_shutdown(self._shutdown)
+        # Consumers are deleted only once the subscribers have stopped: a read
+        # still blocked in XREADGROUP would create the consumer again.
+        app.after_shutdown(self._cleanup)
+        return app
+
+    def _subscribe(self, broker: RedisBroker, route: Route) -> None:
+        s = self.settings
         reader = StreamSub(
-            self.stream,
-            group=self.group,
+            route.stream,
+            group=route.group,
             consumer=self.replica_id,
             batch=True,
             max_records=s.batch_size,
             polling_interval=s.poll_ms,
         )
         claimer = StreamSub(
-            self.stream,
-            group=self.group,
+            route.stream,
+            group=route.group,
             consumer=f"{self.replica_id}:claimer",
             batch=True,
             min_idle_time=s.claim_idle_ms,
@@ -169,27 +208,17 @@ class StreamWorker(ABC, Generic[M]):
         }
 
         async def on_new(entries: Any) -> None:
-            await self.handle(entries, claimed=False)
+            await self.handle(entries, claimed=False, route=route)
 
         async def on_claimed(entries: Any) -> None:
-            await self.handle(entries, claimed=True)
+            await self.handle(entries, claimed=True, route=route)
 
-        broker.subscriber(stream=reader, title=f"{self.role}-reader", **options)(on_new)
-        broker.subscriber(stream=claimer, title=f"{self.role}-claimer", **options)(on_claimed)
-        self.add_subscribers(broker)
-        app = FastStream(broker, logger=logger)
-        self._app = app
-        app.on_startup(self._startup)
-        app.after_startup(self._after_startup)
-        app.on_shutdown(self._shutdown)
-        # Consumers are deleted only once the subscribers have stopped: a read
-        # still blocked in XREADGROUP would create the consumer again.
-        app.after_shutdown(self._cleanup)
-        return app
+        broker.subscriber(stream=reader, title=f"{route.title}-reader", **options)(on_new)
+        broker.subscriber(stream=claimer, title=f"{route.title}-claimer", **options)(on_claimed)
 
     async def _startup(self) -> None:
         self._watch_signals()
-        await keys.ensure_groups(self.redis)
+        await keys.ensure_groups(self.redis, groups={r.stream: r.group for r in self.routes()})
         await self.prepare()
 
     async def _after_startup(self) -> None:
@@ -198,7 +227,8 @@ class StreamWorker(ABC, Generic[M]):
         await self.beat()
         self._heartbeat_task = asyncio.create_task(self._heartbeat_loop())
         await self.started()
-        logger.info("%s %s consuming %s as group %s", self.role, self.replica_id, self.stream, self.group)
+        for route in self.routes():
+            logger.info("%s %s consuming %s as group %s", self.role, self.replica_id, route.stream, route.group)
 
     async def _shutdown(self) -> None:
         if self._heartbeat_task:
@@ -207,15 +237,16 @@ class StreamWorker(ABC, Generic[M]):
     async def _cleanup(self) -> None:
         try:
             await self.redis.hdel(keys.REPLICAS_HASH, self.replica_id)
-            await release_consumers(
-                self.redis,
-                self.stream,
-                self.group,
-                mine={self.replica_id, f"{self.replica_id}:claimer"},
-                block_s=2 * self.settings.poll_ms / 1000 + 0.05,
-                batch=self.settings.batch_size,
-                handle=self.handle,
-            )
+            for route in self.routes():
+                await release_consumers(
+                    self.redis,
+                    route.stream,
+                    route.group,
+                    mine={self.replica_id, f"{self.replica_id}:claimer"},
+                    block_s=2 * self.settings.poll_ms / 1000 + 0.05,
+                    batch=self.settings.batch_size,
+                    handle=partial(self.handle, route=route),
+                )
         except aioredis.RedisError as exc:  # the broker may be gone already
             logger.warning("cleanup on shutdown failed: %s", exc)
         await self.redis.aclose()
@@ -304,20 +335,22 @@ class StreamWorker(ABC, Generic[M]):
                 logger.warning("heartbeat failed: %s", exc)
 
     # ------------------------------------------------------------ the handler
-    async def handle(self, entries: list[Entry], claimed: bool) -> None:
+    async def handle(self, entries: list[Entry], claimed: bool, route: Route | None = None) -> None:
         if not entries:
             return
-        deliveries = await self._deliveries([i for i, _ in entries]) if claimed else {}
-        batch = sort_entries(entries, self.message_type, deliveries, self.settings.max_deliveries, time.time())
+        route = route or self.routes()[0]
+        await self.before_batch()
+        deliveries = await self.deliveries(route, [i for i, _ in entries]) if claimed else {}
+        batch = sort_entries(entries, route.message_type, deliveries, self.settings.max_deliveries, time.time())
         valid, valid_ids = batch.valid, batch.valid_ids
         self.expired += len(batch.expired_ids)
         done_ids = list(batch.expired_ids)
-        dead = [self._dead(i, fields, reason, count) for i, fields, reason, count in batch.rejected]
+        dead = [self._dead(i, fields, reason, count, route) for i, fields, reason, count in batch.rejected]
 
         pipe = self.redis.pipeline(transaction=True)
         if valid:
             try:
-                self.process(valid, pipe)
+                route.process(valid, pipe)
             except Exception as exc:
                 # Leave them pending: the claimer retries each one alone until
                 # max_deliveries, so one poison entry cannot sink the others.
@@ -330,17 +363,17 @@ class StreamWorker(ABC, Generic[M]):
             done_ids.append(letter.entry_id.encode())
         ack = valid_ids + done_ids
         if ack:
-            pipe.xack(self.stream, self.group, *ack)
+            pipe.xack(route.stream, route.group, *ack)
         if len(pipe):
             await pipe.execute()
         self.processed += len(valid_ids)
         self.dead_lettered += len(dead)
 
-    async def _deliveries(self, ids: list[bytes]) -> dict[bytes, int]:
+    async def deliveries(self, route: Route, ids: list[bytes]) -> dict[bytes, int]:
         """Delivery counts of claimed entries (XAUTOCLAIM has already counted this one)."""
         out: dict[bytes, int] = {}
         for entry_id in ids:
-            rows = await self.redis.xpending_range(self.stream, self.group, entry_id, entry_id, 1)
+            rows = await self.redis.xpending_range(route.stream, route.group, entry_id, entry_id, 1)
             if rows:
                 out[entry_id] = int(rows[0]["times_delivered"])
         return out
@@ -351,14 +384,22 @@ class StreamWorker(ABC, Generic[M]):
         self.dead_lettered += 1
 
     def _dead(
-        self, entry_id: bytes, fields: dict[bytes, bytes], reason: str, deliveries: int, stream: str | None = None
+        self,
+        entry_id: bytes,
+        fields: dict[bytes, bytes],
+        reason: str,
+        deliveries: int,
+        route: Route | None = None,
+        stream: str | None = None,
     ) -> DeadLetter:
+        """A dead letter of an entry read in `route` (default: the first), or read outside a group from `stream`."""
+        route = route or self.routes()[0]
         return dead_letters.letter(
-            stream or self.stream,
+            stream or route.stream,
             entry_id,
             fields,
             reason,
             consumer=self.replica_id,
-            group=None if stream else self.group,
+            group=None if stream else route.group,
             deliveries=deliveries,
         )

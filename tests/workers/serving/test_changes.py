@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from contracts import keys
-from contracts.messages import PriceQuotes, SignalChanged
+from contracts.messages import PriceQuotes, PriceUpdated, SignalChanged
 from tests.factories import make_quote
 from workers.config import WorkerSettings
 from workers.serving.decision_worker import DecisionWorker
@@ -67,7 +67,8 @@ async def test_a_change_is_recorded_once_with_the_previous_signal(worker: Decisi
     sell = changes[1]
     assert sell.previous_date.isoformat() == "2024-06-01" and sell.previous_model_version == "2"
     assert sell.decision.market_price == 120 and sell.decision.model_version == "2" and sell.decision.reason
-    assert json.loads(await worker.redis.hget(keys.LAST_SIGNAL_HASH, "a")) == {"d": "2024-06-02", "s": "SELL", "v": "2"}
+    last = json.loads(await worker.redis.hget(keys.LAST_SIGNAL_HASH, "a"))
+    assert last == {"d": "2024-06-02", "s": "SELL", "v": "2", "m": "120.0", "x": "20.0"}
 
 
 async def test_a_quote_for_a_past_date_changes_nothing(worker: DecisionWorker) -> None:
@@ -97,3 +98,28 @@ async def test_hostile_card_ids_stay_inside_the_json(worker: DecisionWorker) -> 
     await _decide(worker, (card, 80, 100, "2024-06-01", "1"))
     (change,) = await _changes(worker)
     assert change.card_id == card and change.decision.card_id == card
+
+
+async def _updates(w: DecisionWorker) -> list[PriceUpdated]:
+    entries = await w.redis.xrange(keys.PRICE_UPDATES_STREAM)
+    return [PriceUpdated.model_validate_json(f[keys.PAYLOAD_FIELD.encode()]) for _, f in entries]
+
+
+async def test_a_price_update_is_written_once_per_new_price_with_the_previous_one(worker: DecisionWorker) -> None:
+    await _decide(worker, ("a", 10.5, 10, "2024-06-01", "1"))
+    await _decide(worker, ("a", 10.5, 10, "2024-06-01", "1"), ("a", 10.5, 10, "2024-06-01", "1"))
+    first = await _updates(worker)
+    assert [(u.card_id, u.previous_market_price, u.decision.market_price) for u in first] == [("a", None, 10.5)], (
+        "the same price asked about again is no update"
+    )
+    await _decide(worker, ("a", 12.25, 10, "2024-06-02", "1"))
+    await _decide(worker, ("a", 9.0, 10, "2024-05-30", "1"))  # an older date moves nothing
+    await _decide(worker, ("a", 12.25, 11, "2024-06-02", "2"))  # a new version re-prices the same market
+    updates = await _updates(worker)
+    assert [(u.previous_market_price, u.decision.market_price, u.decision.model_version) for u in updates] == [
+        (None, 10.5, "1"),
+        (10.5, 12.25, "1"),
+        (12.25, 12.25, "2"),
+    ]
+    assert updates[1].previous_deviation_pct == first[0].decision.deviation_pct == 5.0
+    assert updates[1].previous_date == dt.date(2024, 6, 1)

@@ -1,0 +1,1 @@
+"""Watchlist alerts: matching events to watchlists, delivering webhooks (workers.notify.worker)."""
