@@ -36,7 +36,7 @@ ROLE_RULES: dict[str, str] = {
         [
             CONNECT,
             "+xadd +xgroup|create +xread +xrevrange +hget +hgetall +hset +hdel +hlen +get +subscribe +unsubscribe",
-            "+evalsha +eval +script|load +script|exists +time +set +sadd +incr +multi +exec +discard",
+            "+evalsha +eval +script|load +script|exists +time +set +sadd +incrby +multi +exec +discard",
             f"~{keys.PREDICT_STREAM} ~{keys.RATE_LIMIT_PREFIX}* ~{keys.WATCHLISTS_PREFIX}*",
             f"~{keys.WATCHLIST_OWNERS} ~{keys.WATCHLIST_VERSION}",
             f"%R~{keys.REPLICAS_HASH} %R~{keys.CATALOG_HASH} %R~{keys.CATALOG_VERSION_KEY}",

@@ -7,6 +7,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+Answer = tuple[int, dict[str, str]]
+
 
 @dataclass
 class Received:
@@ -18,10 +20,11 @@ class Received:
 
 @dataclass
 class Receiver:
-    """An HTTP server in a thread. `answers[path]` is (status, extra headers); `delay_s` holds each answer."""
+    """An HTTP server in a thread. `answers[path]` is (status, extra headers), or a list of them answered
+    in turn (the last one repeats); 204 by default. `delay_s` holds each answer."""
 
     port: int
-    answers: dict[str, tuple[int, dict[str, str]]] = field(default_factory=dict)
+    answers: dict[str, Answer | list[Answer]] = field(default_factory=dict)
     delay_s: float = 0.0
     received: list[Received] = field(default_factory=list)
     _server: http.server.ThreadingHTTPServer | None = None
@@ -40,7 +43,7 @@ class Receiver:
                     Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
                 )
                 time.sleep(owner.delay_s)
-                status, extra = owner.answers.get(self.path, (204, {}))
+                status, extra = owner.answer(self.path)
                 self.send_response(status)
                 for k, v in extra.items():
                     self.send_header(k, v)
@@ -61,6 +64,12 @@ class Receiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def answer(self, path: str) -> Answer:
+        planned = self.answers.get(path, (204, {}))
+        if isinstance(planned, tuple):
+            return planned
+        return planned[min(len(self.on(path)), len(planned)) - 1]
 
     def on(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]

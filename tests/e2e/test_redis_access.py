@@ -24,6 +24,9 @@ import redis
 from redis.exceptions import NoPermissionError
 
 from contracts import acl, keys
+from contracts.messages import SignalDecided
+from contracts.watchlists import Alert
+from tests.e2e.receiver import Receiver
 from workers.local.embedded import EmbeddedRedis, free_port
 from workers.local.stack import LocalStack
 
@@ -66,8 +69,8 @@ def acl_server(tmp_path_factory):
 
 def test_each_role_is_refused_what_it_does_not_need(acl_server) -> None:
     _, urls = acl_server
-    gateway, worker, pipeline, scaler = (
-        redis.Redis.from_url(urls[r]) for r in ("gateway", "worker", "pipeline", "scaler")
+    gateway, worker, pipeline, scaler, notifier = (
+        redis.Redis.from_url(urls[r]) for r in ("gateway", "worker", "pipeline", "scaler", "notifier")
     )
     refused = {
         "gateway FLUSHALL": lambda: gateway.flushall(),
@@ -86,6 +89,12 @@ def test_each_role_is_refused_what_it_does_not_need(acl_server) -> None:
         "scaler XADD predict": lambda: scaler.xadd(keys.PREDICT_STREAM, {"payload": "{}"}),
         "scaler XREADGROUP": lambda: scaler.xreadgroup("model", "x", {keys.PREDICT_STREAM: ">"}),
         "scaler read catalog": lambda: scaler.hgetall(keys.CATALOG_HASH),
+        "notifier FLUSHALL": lambda: notifier.flushall(),
+        "notifier XADD signal-changes": lambda: notifier.xadd(keys.SIGNAL_CHANGES_STREAM, {"payload": "{}"}),
+        "notifier XADD price-updates": lambda: notifier.xadd(keys.PRICE_UPDATES_STREAM, {"payload": "{}"}),
+        "notifier XADD predict": lambda: notifier.xadd(keys.PREDICT_STREAM, {"payload": "{}"}),
+        "notifier HSET watchlists": lambda: notifier.hset(keys.watchlists_key("someone"), "w", "{}"),
+        "notifier read api-keys": lambda: notifier.hgetall(keys.API_KEYS_HASH),
     }
     allowed = []
     for name, call in refused.items():
@@ -97,6 +106,7 @@ def test_each_role_is_refused_what_it_does_not_need(acl_server) -> None:
     assert allowed == [], f"allowed but should not be: {allowed}"
     assert pipeline.xadd(keys.MODEL_EVENTS_STREAM, {"payload": "{}"})  # its one job
     assert gateway.ping() and worker.ping()
+    assert notifier.xadd(keys.ALERTS_STREAM, {"payload": "{}"})  # its output
     assert scaler.xlen(keys.PREDICT_STREAM) >= 0  # what KEDA reads
 
 
@@ -105,9 +115,12 @@ def test_the_stack_serves_with_one_acl_user_per_role(acl_server, champion_data_d
     stack = _stack(
         champion_data_dir,
         urls["admin"],
-        {"gateway": urls["gateway"], "model": urls["worker"], "decision": urls["worker"]},
+        {"gateway": urls["gateway"], "model": urls["worker"], "decision": urls["worker"], "notifier": urls["notifier"]},
         POKEWATCH_AUTH_REQUIRED="true",
+        POKEWATCH_WEBHOOK_ALLOW="127.0.0.1/32",
     )
+    stack.notifiers = 1
+    hook = Receiver(free_port()).start()
     stack.start(timeout=180)
     try:
         key = asyncio.run(_create_key(urls["admin"]))
@@ -119,7 +132,29 @@ def test_the_stack_serves_with_one_acl_user_per_role(acl_server, champion_data_d
             batch = c.post("/fair_price/batch", json={"items": [{"card_id": x} for x in cards]})
             assert batch.status_code == 200 and batch.json()["priced"] == 3
             assert c.get(f"/cards/{cards[0]}/history").status_code == 200
+            item = {"card_id": cards[0], "rule": "signal", "signal": "ANY"}
+            created = c.post("/watchlists", json={"name": "acl", "items": [item], "webhook_url": f"{hook.url}/h"})
+            assert created.status_code == 201, created.text
         admin = redis.Redis.from_url(urls["admin"])
+        # The notifier user delivers an alert of that watchlist (reads it, acks, and its XADDs pass the ACL).
+        decision = admin.xrevrange(keys.SIGNALS_STREAM, count=1)[0][1][b"payload"]
+        alert = Alert(
+            alert_id="alert_acl",
+            owner=_owner(admin),
+            watchlist_id=created.json()["id"],
+            watchlist_name="acl",
+            item=item,
+            card_id=cards[0],
+            trigger="test",
+            decision=SignalDecided.model_validate_json(decision),
+            source="test",
+        )
+        admin.xadd(keys.ALERTS_STREAM, {"payload": alert.model_dump_json()})
+        for _ in range(100):
+            if hook.received:
+                break
+            threading.Event().wait(0.1)
+        assert [h.headers["webhook-id"] for h in hook.received] == ["alert_acl"]
         users = {c["user"] for c in admin.client_list()}
         assert {"gateway", "worker"} <= users, users
         before = admin.xlen(keys.DEAD_LETTER_STREAM) if admin.exists(keys.DEAD_LETTER_STREAM) else 0
@@ -133,6 +168,13 @@ def test_the_stack_serves_with_one_acl_user_per_role(acl_server, champion_data_d
         assert "NOPERM" not in logs and "NoPermission" not in logs
     finally:
         stack.stop()
+        hook.stop()
+
+
+def _owner(admin: redis.Redis) -> str:
+    """The key id that owns the one watchlist."""
+    (owner,) = admin.smembers(keys.WATCHLIST_OWNERS)
+    return str(owner.decode())
 
 
 async def _create_key(url: str) -> str:

@@ -3,7 +3,12 @@ webhook URLs that point inside are refused unless allow-listed."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+import redis
+
+from contracts import keys
 
 from contracts.webhooks import UnsafeWebhook, check_webhook_url
 from tests.gateway.test_edge import _key
@@ -30,6 +35,20 @@ def test_each_key_sees_only_its_own_watchlists(gateway, broker_url: str) -> None
     assert client.get("/watchlists").status_code == 401
     assert client.delete(f"/watchlists/{mine['id']}", headers=alice).status_code == 204
     assert client.get(f"/watchlists/{mine['id']}", headers=alice).status_code == 404
+
+
+def test_changes_tell_the_notifier_whose_watchlists_to_read_again(gateway, broker_url: str) -> None:
+    client = gateway(auth_required=True, rate_limit_per_s=1000, rate_limit_burst=1000)
+    key = _key(broker_url)
+    r = redis.Redis.from_url(broker_url)
+    before = int(r.get(keys.WATCHLIST_VERSION) or 0)
+    created = client.post("/watchlists", json={"name": "g", "items": ITEMS}, headers={"x-api-key": key}).json()
+    owners = {o.decode() for o in r.smembers(keys.WATCHLIST_OWNERS)}
+    assert any(r.hexists(keys.watchlists_key(o), created["id"]) for o in owners), owners
+    assert client.delete(f"/watchlists/{created['id']}", headers={"x-api-key": key}).status_code == 204
+    assert int(r.get(keys.WATCHLIST_VERSION) or 0) == before + 2, "bumped by the create and the delete"
+    other = client.get("/signals/stream", params={"watchlist": created["id"]}, headers={"x-api-key": key})
+    assert other.status_code == 404, "a deleted (or another key's) watchlist cannot be followed"
 
 
 def test_items_need_the_parameter_of_their_rule(gateway) -> None:
@@ -67,6 +86,8 @@ def test_an_allow_listed_receiver_is_accepted_and_gets_a_secret_once(gateway) ->
     url = "http://127.0.0.1:9/hook"
     created = client.post("/watchlists", json={"name": "x", "items": ITEMS[:1], "webhook_url": url}).json()
     assert created["webhook_secret"].startswith("whsec_") and created["webhook_url"] == url
+    # The Standard Webhooks form: base64 of 24 random bytes, which a receiver's library reads.
+    assert len(base64.b64decode(created["webhook_secret"].removeprefix("whsec_"), validate=True)) == 24
     assert "webhook_secret" not in client.get(f"/watchlists/{created['id']}").json()
     assert (
         client.post(
