@@ -91,3 +91,27 @@ def test_the_subscriber_example_prints_each_change_once(redis_server) -> None:
     assert lines[1].startswith("c2: HOLD -> SELL at 130.0"), lines
     assert r.xpending(keys.SIGNAL_CHANGES_STREAM, "my-dashboard")["pending"] == 0, "each change acked"
     r.flushdb()
+
+
+def test_the_signature_check_is_five_lines_and_tells_a_forgery() -> None:
+    """The README's receiver-side check, run as written, on headers the notifier makes."""
+    import base64
+    import secrets
+
+    from workers.notify.webhooks import signed_headers
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    (example,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "webhook-signature" in b]
+    body_lines = [line for line in example.split("def verify", 1)[1].splitlines()[1:] if line.strip()]
+    assert len(body_lines) <= 5, body_lines
+    scope: dict = {}
+    exec(example, scope)  # noqa: S102 (the README's own snippet)
+    verify = scope["verify"]
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    other = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    body = '{"alert_id":"alert_1","card_id":"demo-00001","trigger":"signal HOLD -> BUY"}'
+    headers = signed_headers(secret, "alert_1", body)
+    assert verify(body.encode(), headers, secret) is True
+    assert verify(body.encode(), headers, other) is False
+    assert verify(body.replace("BUY", "SELL").encode(), headers, secret) is False
+    assert verify(body.encode(), {**headers, "webhook-id": "alert_2"}, secret) is False

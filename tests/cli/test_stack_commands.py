@@ -26,6 +26,8 @@ REDIS_CLI = [
     "HGETALL pokewatch:replicas",
     "XRANGE pokewatch:signal-changes - + COUNT 5",
     "XLEN pokewatch:signal-changes",
+    "XRANGE pokewatch:alerts - + COUNT 5",
+    "XINFO GROUPS pokewatch:signal-changes",
 ]
 
 
@@ -72,6 +74,8 @@ def test_the_redis_cli_lines_show_groups_replicas_and_signals(running) -> None:
         outputs[line] = out.stdout
     assert "model" in outputs["XINFO GROUPS pokewatch:predict"] and "decision" not in outputs[REDIS_CLI[0]]
     assert "model-1" in outputs["XINFO CONSUMERS pokewatch:predict model"]
+    # The decision worker made the notifier's group on the changes, so no change waits for a notifier's first start.
+    assert "notifier" in outputs["XINFO GROUPS pokewatch:signal-changes"]
     assert "demo-00001" in outputs["XRANGE pokewatch:signals - + COUNT 5"]
     assert {"model-1", "model-2", "decision-1"} <= set(outputs["HGETALL pokewatch:replicas"].split())
     assert redis.Redis.from_url(running.broker_url).xlen(keys.DEAD_LETTER_STREAM) == 0

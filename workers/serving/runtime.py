@@ -1,6 +1,7 @@
 """What every stream worker shares: reading, claiming, dead letters, acks, heartbeats.
 
-A worker is a FastStream app with two subscribers on its stream, in its
+A worker is a FastStream app with two subscribers on each stream it reads
+(its routes: one by default, the notifier has two), in that stream's
 consumer group, under its replica name:
 
 - the reader takes new entries in batches (XREADGROUP >, up to `batch_size`);
