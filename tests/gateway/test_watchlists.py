@@ -9,7 +9,6 @@ import pytest
 import redis
 
 from contracts import keys
-
 from contracts.webhooks import UnsafeWebhook, check_webhook_url
 from tests.gateway.test_edge import _key
 
