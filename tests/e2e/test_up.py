@@ -63,7 +63,12 @@ def test_up_brings_the_whole_stack_up_and_ctrl_c_stops_it(tmp_path: Path) -> Non
         resp = httpx.post(f"http://127.0.0.1:{port}/fair_price", content=f'{{"card_id": "{card}"}}', timeout=30)
         assert resp.status_code == 200 and resp.json()["signal"] in {"BUY", "SELL", "HOLD"}
         health = httpx.get(f"http://127.0.0.1:{port}/health").json()
-        assert sorted(r["replica_id"] for r in health["replicas"] if r["live"]) == ["decision-1", "model-1", "model-2", "notifier-1"]
+        assert sorted(r["replica_id"] for r in health["replicas"] if r["live"]) == [
+            "decision-1",
+            "model-1",
+            "model-2",
+            "notifier-1",
+        ]
         assert (tmp_path / "data" / "redis" / "appendonlydir").exists(), "the broker keeps its data in the data dir"
     finally:
         proc.send_signal(signal.SIGINT)
