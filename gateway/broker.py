@@ -49,6 +49,14 @@ class RequestBroker:
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._live_cache: tuple[float, list[Heartbeat]] = (0.0, [])
+        # Read by the metrics (gateway.metrics) when scraped.
+        self.reconnects = 0
+        self.replies: dict[str, int] = {"answered": 0, "timeout": 0}
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for their reply now."""
+        return len(self._pending)
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -83,6 +91,7 @@ class RequestBroker:
                 raise
             except (aioredis.RedisError, OSError) as exc:
                 self._subscribed.clear()
+                self.reconnects += 1
                 logger.warning("reply subscription lost (%s); reconnecting", exc)
                 self._fail_pending(exc)
                 with contextlib.suppress(Exception):
@@ -174,8 +183,10 @@ class RequestBroker:
                 try:
                     reply = await asyncio.wait_for(fut, timeout)
                 except TimeoutError as exc:
+                    self.replies["timeout"] += 1
                     logger.warning("no answer within %g s", timeout)
                     raise DeadlineExceeded(f"no answer within {timeout:g} s (request {request_id})") from exc
+                self.replies["answered"] += 1
                 logger.debug("answered: %d results", len(reply.results))
                 return reply
             finally:

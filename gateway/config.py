@@ -25,4 +25,5 @@ class GatewaySettings(BrokerSettings):
     webhook_allow: str = Field(
         default="", description="networks or hosts a webhook may point to although private (comma-separated)"
     )
+    metrics: bool = Field(default=True, description="Prometheus metrics at GET /metrics")
     gateway_fast_path: bool = Field(default=True, description="serve the pricing routes from a pure-ASGI fast path")

@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import ORJSONResponse
 
@@ -28,6 +28,7 @@ from gateway.config import GatewaySettings
 from gateway.edge import EdgeGuard, EdgePolicy
 from gateway.fast_path import PricingFastPath
 from gateway.json_body import JSONBodyByDefault
+from gateway.metrics import CONTENT_TYPE, GatewayMetrics, MetricsMiddleware
 from gateway.routes import cards, health, pricing, signals, watchlists
 from gateway.routes.signals import Followers
 
@@ -72,7 +73,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
 
-    # Starlette runs the last added outermost: CORS, then the edge guard, then the fast path.
+    # Starlette runs the last added outermost: metrics, CORS, the edge guard, then the fast path.
     app.add_middleware(JSONBodyByDefault)
     app.add_middleware(PricingFastPath, enabled=settings.gateway_fast_path)
     app.add_middleware(
@@ -92,6 +93,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["content-type", "x-api-key", "authorization"],
         )
+
+    if settings.metrics:
+        # Outermost: it counts what the edge refuses and what the fast path answers too.
+        metrics = GatewayMetrics(app)
+        app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
+
+        @app.get("/metrics", include_in_schema=False)
+        async def prometheus_metrics() -> Response:
+            return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     errors.install(app)
     for module in (health, pricing, cards, signals, watchlists):

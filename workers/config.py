@@ -79,7 +79,8 @@ class WorkerSettings(BrokerSettings, RegistrySettings, SignalSettings):
     max_deliveries: int = Field(default=3, ge=1, description="deliveries before an entry is dead-lettered")
     champion_poll_s: float = Field(default=60.0, gt=0, description="model replicas re-check the champion alias")
     graceful_timeout_s: float = Field(default=10.0, gt=0)
-    # HTTP probes (/livez, /readyz) for Kubernetes; 0 = off.
+    metrics: bool = Field(default=True, description="Prometheus metrics at /metrics on the health port")
+    # HTTP probes (/livez, /readyz) and /metrics; 0 = off.
     health_port: int = Field(default=0, ge=0, le=65535)
     health_host: str = "0.0.0.0"  # noqa: S104 (a probe port inside a pod)
 

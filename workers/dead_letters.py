@@ -46,3 +46,22 @@ def write(target: Any, dead: DeadLetter, maxlen: int) -> Any:
     return target.xadd(
         keys.DEAD_LETTER_STREAM, {keys.PAYLOAD_FIELD: dead.model_dump_json()}, maxlen=maxlen, approximate=True
     )
+
+
+# Kinds of reasons, for metrics: a reason's text names a card or a field, so
+# only its kind may be a label value.
+CATEGORIES = (
+    ("invalid message", "invalid"),
+    ("missing field", "missing_payload"),
+    ("failed ", "max_deliveries"),
+    ("the notifier stopped", "max_deliveries"),
+    ("webhook", "webhook"),
+)
+
+
+def category(reason: str) -> str:
+    """The kind of a dead letter's reason: invalid, missing_payload, max_deliveries, webhook or other."""
+    for prefix, kind in CATEGORIES:
+        if reason.startswith(prefix):
+            return kind
+    return "other"

@@ -214,6 +214,10 @@ class NotifierWorker(StreamWorker[SignalChanged]):
         if letter is not None:
             dead_letters.write(pipe, letter, self.settings.dead_letter_maxlen)
             self.dead_lettered += 1
+            if self.metrics is not None:
+                self.metrics.dead_lettered(ALERTS.stream, letter.reason)
+        elif self.metrics is not None:
+            self.metrics.messages.labels(ALERTS.stream, "processed").inc()
         pipe.xack(ALERTS.stream, ALERTS.group, entry_id)
         await pipe.execute()
         self._inflight.discard(entry_id)

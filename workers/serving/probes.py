@@ -1,4 +1,5 @@
-"""Kubernetes probes of a worker replica: `/livez` and `/readyz` on POKEWATCH_HEALTH_PORT.
+"""Kubernetes probes of a worker replica: `/livez` and `/readyz` on POKEWATCH_HEALTH_PORT,
+and its Prometheus metrics at `/metrics` (workers.serving.metrics).
 
 A minimal HTTP/1.1 answer on a plain asyncio server: the worker has no web
 framework, and a probe needs none.
@@ -11,7 +12,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-Probe = Callable[[str], tuple[int, dict[str, Any]]]
+# A probe answers a path with a status and a JSON body, or with the metrics text.
+Probe = Callable[[str], tuple[int, dict[str, Any] | bytes]]
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def answer(age_s: float | None, heartbeat_s: float, body: dict[str, Any], path: str) -> tuple[int, dict[str, Any]]:
@@ -33,10 +36,11 @@ async def serve(probe: Probe, host: str, port: int) -> asyncio.Server:
         try:
             line = await asyncio.wait_for(reader.readline(), 2)
             parts = line.decode("latin-1").split()
-            status, body = probe(parts[1] if len(parts) > 1 else "/")
-            payload = json.dumps(body).encode()
+            status, body = probe(parts[1].split("?")[0] if len(parts) > 1 else "/")
+            payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+            kind = METRICS_TYPE if isinstance(body, bytes) else "application/json"
             writer.write(
-                f"HTTP/1.1 {status} {'OK' if status == 200 else 'Not Ready'}\r\nContent-Type: application/json\r\n"
+                f"HTTP/1.1 {status} {'OK' if status == 200 else 'Not Ready'}\r\nContent-Type: {kind}\r\n"
                 f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
                 + payload
             )

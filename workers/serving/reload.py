@@ -41,6 +41,7 @@ class Replica(Protocol):
     redis: Any
     last_error: str | None
     last_load_s: float | None
+    reload_failures: int
 
     async def beat(self) -> None: ...
 
@@ -143,6 +144,7 @@ class HotReloader:
         return True
 
     async def _failed(self, version: str, old: str | None, exc: Exception) -> None:
+        self.replica.reload_failures += 1
         error = f"loading version {version} failed: {type(exc).__name__}: {exc}"
         logger.exception("%s; still serving version %s", error, old)
         self.replica.last_error = error[:500]

@@ -67,6 +67,7 @@ from workers import dead_letters
 from workers.config import WorkerSettings
 from workers.serving import probes
 from workers.serving.entries import Entry, decode_entries, keep_raw_entries, sort_entries
+from workers.serving.metrics import WorkerMetrics, middleware
 from workers.serving.shutdown import release_consumers
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class StreamWorker(ABC, Generic[M]):
         self.processed = 0
         self.expired = 0
         self.dead_lettered = 0
+        self.reload_failures = 0
         self.last_error: str | None = None
         self.last_load_s: float | None = None
         self._signalled = False
@@ -121,6 +123,7 @@ class StreamWorker(ABC, Generic[M]):
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._health_server: asyncio.Server | None = None
         self.last_beat_ok: float | None = None
+        self.metrics = WorkerMetrics(self) if settings.metrics else None
 
     # ------------------------------------------------------------ subclass API
     @abstractmethod
@@ -164,6 +167,7 @@ class StreamWorker(ABC, Generic[M]):
             # the process's one log handler (contracts.logs), in its format.
             logger=logging.getLogger("faststream.redis"),
             log_level=logging.DEBUG,
+            middlewares=[middleware(self.metrics, self.role)] if self.metrics else [],
             # After a broker restart pooled sockets are dead: reads reconnect as
             # every other client does (contracts.connection), on the first
             # attempt instead of after a failed one and FastStream's 5 s back-off.
@@ -321,8 +325,10 @@ class StreamWorker(ABC, Generic[M]):
         await self.redis.hset(keys.REPLICAS_HASH, self.replica_id, self.heartbeat().model_dump_json())
         self.last_beat_ok = time.monotonic()
 
-    def probe(self, path: str) -> tuple[int, dict[str, Any]]:
+    def probe(self, path: str) -> tuple[int, dict[str, Any] | bytes]:
         """This replica's answer to a Kubernetes probe (see workers.serving.probes)."""
+        if path == "/metrics" and self.metrics is not None:
+            return 200, self.metrics.render()
         age = time.monotonic() - self.last_beat_ok if self.last_beat_ok else None
         body = {"replica_id": self.replica_id, "role": self.role, "model_version": self.model_version()}
         return probes.answer(age, self.settings.heartbeat_s, body, path)
@@ -340,6 +346,7 @@ class StreamWorker(ABC, Generic[M]):
         if not entries:
             return
         route = route or self.routes()[0]
+        started = time.perf_counter()
         await self.before_batch()
         deliveries = await self.deliveries(route, [i for i, _ in entries]) if claimed else {}
         batch = sort_entries(entries, route.message_type, deliveries, self.settings.max_deliveries, time.time())
@@ -369,6 +376,14 @@ class StreamWorker(ABC, Generic[M]):
             await pipe.execute()
         self.processed += len(valid_ids)
         self.dead_lettered += len(dead)
+        if self.metrics is not None:
+            seconds = time.perf_counter() - started
+            failed = len(valid) - len(valid_ids)
+            self.metrics.batch(
+                route.stream, len(entries), seconds, len(valid_ids), len(batch.expired_ids), failed, claimed
+            )
+            for letter in dead:
+                self.metrics.dead_lettered(route.stream, letter.reason)
 
     async def deliveries(self, route: Route, ids: list[bytes]) -> dict[bytes, int]:
         """Delivery counts of claimed entries (XAUTOCLAIM has already counted this one)."""
@@ -383,6 +398,8 @@ class StreamWorker(ABC, Generic[M]):
         """Append one dead letter outside a batch (e.g. a malformed model event)."""
         await dead_letters.write(self.redis, letter, self.settings.dead_letter_maxlen)
         self.dead_lettered += 1
+        if self.metrics is not None:
+            self.metrics.dead_lettered(letter.source_stream, letter.reason)
 
     def _dead(
         self,

@@ -170,3 +170,26 @@ async def test_entries_delivered_while_stopping_are_answered_before_the_consumer
     assert CONSUMER not in {c["name"].decode() for c in await check.xinfo_consumers(worker.stream, worker.group)}
     await check.aclose()
     worker.redis = aioredis.Redis.from_url(worker.settings.redis_url)  # for the fixture's teardown
+
+
+async def test_the_metrics_count_batches_outcomes_and_dead_letters_by_kind(worker: DecisionWorker) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    await worker.redis.xadd(worker.stream, {keys.PAYLOAD_FIELD: _quotes("reply:test")})
+    await worker.redis.xadd(worker.stream, {keys.PAYLOAD_FIELD: _quotes("reply:test", deadline=time.time() - 1)})
+    await worker.redis.xadd(worker.stream, {keys.PAYLOAD_FIELD: "not json"})
+    await worker.handle(await _read(worker), claimed=False)
+    status, body = worker.probe("/metrics")
+    assert status == 200 and isinstance(body, bytes)
+    got = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(body.decode())
+        for s in f.samples
+    }
+    stream = keys.QUOTES_STREAM
+    assert got[("pokewatch_worker_messages_total", (("outcome", "processed"), ("stream", stream)))] == 1
+    assert got[("pokewatch_worker_messages_total", (("outcome", "expired"), ("stream", stream)))] == 1
+    assert got[("pokewatch_worker_dead_letters_total", (("reason", "invalid"), ("stream", stream)))] == 1
+    assert got[("pokewatch_worker_batch_messages_count", (("stream", stream),))] == 1
+    assert got[("pokewatch_worker_batch_messages_sum", (("stream", stream),))] == 3
+    assert got[("pokewatch_worker_info", (("replica", CONSUMER), ("role", "decision"), ("version", "")))] == 1
