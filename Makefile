@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up test lint format bench deploy-tools
+.PHONY: setup up test lint format bench deploy-tools asyncapi-schema
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,18 @@ $(DEPLOY)/.installed:
 
 deploy-tools: $(DEPLOY)/.installed
 
+## asyncapi-schema: the AsyncAPI 3.0 JSON Schema (npm package @asyncapi/specs), which
+## tests/contracts/test_asyncapi.py validates contracts/asyncapi.json against
+SPECS := .cache/asyncapi-specs
+$(SPECS)/package/schemas/3.0.0-without-$$id.json:
+	mkdir -p $(SPECS)
+	$(PYTHON) -c "import urllib.request as u; u.urlretrieve('https://registry.npmjs.org/@asyncapi/specs/-/specs-6.11.1.tgz', '$(SPECS)/specs.tgz')"
+	tar -xzf $(SPECS)/specs.tgz -C $(SPECS)
+
+asyncapi-schema: $(SPECS)/package/schemas/3.0.0-without-$$id.json
+
 ## test: lint, then the whole test suite (deployment checks included)
-test: lint deploy-tools
+test: lint deploy-tools asyncapi-schema
 	$(BIN)/pytest
 
 bench: $(STAMP)

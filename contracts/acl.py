@@ -10,7 +10,8 @@
 |            |                                      | scan claims, last signals and signal changes (a script)    |
 | `notifier` | `pokewatch worker notifier`          | read/ack/claim signal changes, price updates and alerts;   |
 |            |                                      | XADD alerts and dead letters; read watchlists; heartbeat   |
-| `pipeline` | Airflow tasks, `pokewatch model ...` | XADD model events only                                     |
+| `pipeline` | Airflow tasks, `pokewatch model ...` | XADD model events and run records only                     |
+| `monitor`  | metrics exporter, `pokewatch top`    | read stream and group figures, heartbeats, run records     |
 | `scaler`   | KEDA (autoscaling on lag)            | XINFO / XPENDING / XLEN on the request streams, read-only  |
 | `admin`    | operators, `pokewatch keys`          | everything (keep its password in the secret store)         |
 
@@ -70,7 +71,18 @@ ROLE_RULES: dict[str, str] = {
             f"(+xadd ~{keys.ALERTS_STREAM} ~{keys.DEAD_LETTER_STREAM})",
         ]
     ),
-    "pipeline": " ".join([CONNECT, "+xadd +xrange +xrevrange", f"~{keys.MODEL_EVENTS_STREAM}"]),
+    "pipeline": " ".join(
+        [CONNECT, "+xadd +xrange +xrevrange", f"~{keys.MODEL_EVENTS_STREAM} ~{keys.PIPELINE_RUNS_STREAM}"]
+    ),
+    # The metrics exporter and `pokewatch top`: stream and group figures, heartbeats, run records; read-only.
+    "monitor": " ".join(
+        [
+            CONNECT,
+            "+xinfo|groups +xinfo|stream +xinfo|consumers +xpending +xlen +xrevrange +xrange +hgetall",
+            " ".join(f"%R~{stream}" for stream in keys.STREAMS),
+            f"%R~{keys.REPLICAS_HASH}",
+        ]
+    ),
     # KEDA's redis-streams scaler: reads the groups' lag and pending counts, nothing else.
     "scaler": " ".join(
         [CONNECT, "+xinfo|groups +xinfo|stream +xpending +xlen", f"%R~{keys.PREDICT_STREAM} %R~{keys.QUOTES_STREAM}"]

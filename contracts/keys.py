@@ -19,6 +19,7 @@ operator can read any stream with `redis-cli XRANGE <stream> - + COUNT 5`.
 | `pokewatch:watchlist-version`       | string  | gateway (INCR on every change) | notifier (reload when it moves) |
 | `pokewatch:dead-letter`             | stream  | every worker          | operators                       |
 | `pokewatch:model-events`            | stream  | pipeline, CLI         | every model replica (broadcast) |
+| `pokewatch:pipeline-runs`           | stream  | pipeline (last task)  | the stream exporter (metrics)   |
 | `pokewatch:reply:<gateway id>`      | pub/sub | decision workers      | the gateway process that asked  |
 | `pokewatch:replicas`                | hash    | every worker (heartbeat) | gateway `/health`, operators |
 | `pokewatch:catalog`                 | hash    | model worker on load  | gateway `/cards`                |
@@ -48,6 +49,21 @@ MODEL_EVENTS_STREAM = f"{PREFIX}:model-events"
 SIGNAL_CHANGES_STREAM = f"{PREFIX}:signal-changes"
 PRICE_UPDATES_STREAM = f"{PREFIX}:price-updates"
 ALERTS_STREAM = f"{PREFIX}:alerts"
+PIPELINE_RUNS_STREAM = f"{PREFIX}:pipeline-runs"
+
+# Every stream, for the metrics exporter and the AsyncAPI document (a stream
+# added above and not here fails tests/contracts/test_asyncapi.py).
+STREAMS: tuple[str, ...] = (
+    PREDICT_STREAM,
+    QUOTES_STREAM,
+    SIGNALS_STREAM,
+    SIGNAL_CHANGES_STREAM,
+    PRICE_UPDATES_STREAM,
+    ALERTS_STREAM,
+    DEAD_LETTER_STREAM,
+    MODEL_EVENTS_STREAM,
+    PIPELINE_RUNS_STREAM,
+)
 
 MODEL_GROUP = "model"
 DECISION_GROUP = "decision"

@@ -231,6 +231,31 @@ class ModelLoadFailed(Message):
 ModelEvent = Annotated[ModelPublished | ModelLoadFailed, Field(discriminator="kind")]
 
 
+class StepFigures(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seconds: float | None = None
+    rows: int | None = None
+
+
+class PipelineRun(Message):
+    """Pipeline (DAG, `pokewatch pipeline run`) -> `pokewatch:pipeline-runs`: one finished run.
+
+    What the stream exporter turns into the pipeline's metrics (step durations and rows,
+    the candidate's evaluation, the gate's decision, when the last run succeeded).
+    """
+
+    kind: Literal["pipeline_run"] = "pipeline_run"
+    source: str
+    collection_date: dt.date
+    steps: dict[str, StepFigures] = Field(default_factory=dict)
+    model_version: str | None = None
+    promoted: bool = False
+    gate_reason: str = ""
+    metrics: dict[str, float] = Field(default_factory=dict, description="the candidate's evaluation figures")
+    finished_at: float = Field(default_factory=now)
+
+
 class DeadLetter(Message):
     """An entry a worker could not process, with the reason; the original entry is acked."""
 

@@ -8,10 +8,13 @@ register (MLflow, champion gate) -> publish.
   day replaces that day's partitions; nothing is duplicated.
 - Tasks exchange paths and ids through XCom, never data frames; every step is
   the pipeline's own function (`workers.pipeline.run`).
-- `publish` appends a `ModelPublished` event to `pokewatch:model-events`
-  through the Redis provider (connection `redis_default`) only when the gate
-  promoted a new champion; otherwise it is skipped. Every model replica
-  hot-reloads on that event.
+- `publish` records the run (each step's duration and rows, the evaluation,
+  the gate's decision) on `pokewatch:pipeline-runs`, where the metrics
+  exporter reads it, and appends a `ModelPublished` event to
+  `pokewatch:model-events` through the Redis provider (connection
+  `redis_default`) when the gate promoted a new champion; otherwise the
+  task is skipped after recording. Every model replica hot-reloads on that
+  event.
 
 Configuration: params `source` (demo | file | pokemonpricetracker) and
 `input_path` (file source); environment `POKEWATCH_DATA_DIR`,
@@ -65,63 +68,94 @@ def _settings() -> Any:
         "input_path": Param(None, type=["null", "string"], description="CSV/Parquet for the file source"),
     },
 )
+def _step(run: dict[str, Any], name: str, out: dict[str, Any], started: float) -> dict[str, Any]:
+    """The run's XCom after a step: what later steps read, and the step's figures for the record."""
+    import time
+
+    from workers.pipeline.runs import compact
+
+    return {**run, **out, "steps": {**run.get("steps", {}), name: compact(name, out, time.monotonic() - started)}}
+
+
 def pokewatch_ml_pipeline() -> None:
     @task
     def collect() -> dict[str, Any]:
+        import time
         from pathlib import Path
 
         from workers.pipeline import run as steps
 
+        started = time.monotonic()
         source, input_path = _params()
         day = _run_day()
         out = steps.collect(_settings(), source, day, Path(input_path) if input_path else None)
-        return {"day": day.isoformat(), "source": source, **out}
+        return _step({"day": day.isoformat(), "source": source}, "collect", out, started)
 
     @task
     def validate(run: dict[str, Any]) -> dict[str, Any]:
+        import time
+
         from workers.pipeline import run as steps
 
+        started = time.monotonic()
         settings = _settings()
         cards = settings.cards_file if run["source"] == "pokemonpricetracker" else None
         out = steps.validate(settings, run["source"], date.fromisoformat(run["day"]), cards)
-        return {**run, **out}
+        return _step(run, "validate", out, started)
 
     @task
     def features(run: dict[str, Any]) -> dict[str, Any]:
+        import time
+
         from workers.pipeline import run as steps
 
-        return {**run, **steps.features(_settings(), run["source"])}
+        started = time.monotonic()
+        return _step(run, "features", steps.features(_settings(), run["source"]), started)
 
     @task
     def train(run: dict[str, Any]) -> dict[str, Any]:
+        import time
+
         from workers.pipeline import run as steps
 
+        started = time.monotonic()
         out = steps.train(_settings(), run["source"], date.fromisoformat(run["day"]))
-        return {**run, "model": out["model"], "forecast_choice": out["selection"].get("forecast")}
+        chosen = {"model": out["model"], "forecast_choice": out["selection"].get("forecast")}
+        return _step(run, "train", chosen, started)
 
     @task
     def evaluate(run: dict[str, Any]) -> dict[str, Any]:
+        import time
+
         from workers.pipeline import run as steps
 
-        return {**run, **steps.evaluate(_settings(), run["source"], date.fromisoformat(run["day"]))}
+        started = time.monotonic()
+        out = steps.evaluate(_settings(), run["source"], date.fromisoformat(run["day"]))
+        return _step(run, "evaluate", out, started)
 
     @task
     def register(run: dict[str, Any]) -> dict[str, Any]:
+        import time
+
         from workers.pipeline import run as steps
 
-        return steps.register(_settings(), run["source"], date.fromisoformat(run["day"]))
+        started = time.monotonic()
+        out = steps.register(_settings(), run["source"], date.fromisoformat(run["day"]))
+        return _step(run, "register", out, started)
 
     @task
-    def publish(decision: dict[str, Any]) -> dict[str, Any]:
+    def publish(run: dict[str, Any]) -> dict[str, Any]:
         from airflow.providers.redis.hooks.redis import RedisHook
         from airflow.sdk.exceptions import AirflowSkipException
 
         from workers.model_events import publish_version
+        from workers.pipeline.runs import record, run_record
 
-        if not decision["promoted"]:
-            raise AirflowSkipException(f"version {decision['version']} not promoted: {decision['reason']}")
         client = RedisHook(redis_conn_id=REDIS_CONN_ID).get_conn()
-        return publish_version(_settings(), client, str(decision["version"]))
+        record(client, run_record(run["source"], date.fromisoformat(run["day"]), run["steps"]))
+        if not run["promoted"]:
+            raise AirflowSkipException(f"version {run['version']} not promoted: {run['reason']}")
+        return publish_version(_settings(), client, str(run["version"]))
 
     publish(register(evaluate(train(features(validate(collect()))))))
 

@@ -31,7 +31,9 @@ from gateway.errors import ApiError, send_error
 
 logger = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+PUBLIC_PATHS = frozenset(
+    {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/asyncapi", "/asyncapi.json"}
+)
 
 # GCRA (generic cell rate algorithm): one timestamp per key, the "theoretical
 # arrival time". A request is allowed if it does not arrive more than `burst`

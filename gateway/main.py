@@ -29,7 +29,7 @@ from gateway.edge import EdgeGuard, EdgePolicy
 from gateway.fast_path import PricingFastPath
 from gateway.json_body import JSONBodyByDefault
 from gateway.metrics import CONTENT_TYPE, GatewayMetrics, MetricsMiddleware
-from gateway.routes import cards, health, pricing, signals, watchlists
+from gateway.routes import asyncapi, cards, health, pricing, signals, watchlists
 from gateway.routes.signals import Followers
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     errors.install(app)
-    for module in (health, pricing, cards, signals, watchlists):
+    for module in (health, pricing, cards, signals, watchlists, asyncapi):
         app.include_router(module.router)
     openapi.install(app, settings.auth_required)
     return app

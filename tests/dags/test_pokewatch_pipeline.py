@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from contracts import keys
+from contracts.messages import PipelineRun
 from tests.e2e.conftest import make_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,6 +180,12 @@ def test_dag_run_promotes_a_model_and_every_replica_hot_reloads_without_failed_r
         published = [e for e in events if e["kind"] == "published"]
         assert len(published) == 1 and published[0]["version"] != old
         new = published[0]["version"]
+        # The run's record, for the metrics: every step timed, rows counted, the gate's decision.
+        (record,) = [PipelineRun.model_validate_json(f[b"payload"]) for _, f in r.xrange(keys.PIPELINE_RUNS_STREAM)]
+        assert list(record.steps) == ["collect", "validate", "features", "train", "evaluate", "register"]
+        assert all(step.seconds is not None and step.seconds >= 0 for step in record.steps.values())
+        assert record.steps["features"].rows and record.steps["collect"].rows
+        assert record.promoted and record.model_version == new and record.metrics["model_mape"] > 0
 
         deadline = time.monotonic() + 120
         versions: list[str | None] = []

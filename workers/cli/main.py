@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from workers.cli import bench, evaluate, keys, model, pipeline, scan, up, watch, worker
+from workers.cli import bench, evaluate, keys, model, monitor, pipeline, scan, up, watch, worker
 from workers.cli.common import setup_logging
 
 app = typer.Typer(help="PokeWatch: fair prices and BUY/SELL/HOLD signals for trading cards.", no_args_is_help=True)
@@ -21,6 +21,9 @@ app.command("redis-acl")(keys.redis_acl)
 app.command("gateway")(worker.gateway)
 app.command("up")(up.up)
 app.command("scan")(scan.scan)
+app.command("exporter")(monitor.exporter)
+app.command("top")(monitor.top)
+app.command("asyncapi")(monitor.asyncapi)
 
 
 @app.callback()

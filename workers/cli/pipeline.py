@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from contracts import keys
 from workers.cli.common import console, day, fail
 from workers.config import PipelineSettings
 
@@ -69,6 +71,22 @@ def run(source: SourceOpt = "demo", input_path: InputOpt = None, day_: DateOpt =
             fail(exc)
         progress.update(task, completed=len(steps.STEPS), description="done")
     _print_summary(summary)
+    if os.environ.get("REDIS_URL"):
+        record_summary(summary, os.environ["REDIS_URL"])
+
+
+def record_summary(summary: dict[str, Any], redis_url: str) -> None:
+    """Push the run's record to the broker for the metrics (workers.pipeline.runs); a warning if it is away."""
+    import redis
+
+    from workers.pipeline.runs import record, summary_record
+
+    try:
+        with redis.Redis.from_url(redis_url, socket_timeout=5) as client:
+            entry_id = record(client, summary_record(summary))
+        console.print(f"run recorded on {keys.PIPELINE_RUNS_STREAM} ({entry_id})")
+    except (redis.RedisError, OSError) as exc:
+        console.print(f"[yellow]the run could not be recorded for the metrics: {exc}[/yellow]")
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

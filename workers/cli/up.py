@@ -40,6 +40,7 @@ def up(
         host=host,
         model_replicas=model_replicas,
         notifiers=1,
+        metrics=True,
         redis_url=os.environ.get("REDIS_URL"),
     )
     stopping = False
@@ -56,6 +57,7 @@ def up(
         with console.status("starting broker, gateway and workers..."):
             stack.start_broker()
             stack.start()
+        _record_newest_run(stack, settings)
         _banner(stack, settings)
         while not stopping:
             for child in stack.children:
@@ -80,6 +82,12 @@ def _banner(stack: Any, settings: PipelineSettings) -> None:
     card = _example_card(stack.url)
     console.print(f"[green]PokeWatch is up[/green] at {stack.url}  (API docs: {stack.url}/docs)")
     console.print(f"broker: {stack.broker_url}   logs: {settings.data_dir / 'logs'}")
+    scrape = settings.data_dir / "prometheus.yml"
+    scrape.write_text(stack.prometheus_config())
+    console.print(
+        f"metrics: {stack.url}/metrics and every worker's; `prometheus --config.file {scrape}` scrapes them all"
+    )
+    console.print("operators: `pokewatch top` (REDIS_URL as above)")
     console.print("try:")
     console.print(
         f"  curl -s -X POST {stack.url}/fair_price -H 'content-type: application/json' "
@@ -93,6 +101,21 @@ def _banner(stack: Any, settings: PipelineSettings) -> None:
             "POKEWATCH_AUTH_REQUIRED=true and `pokewatch keys create` turn it on"
         )
     console.print("Ctrl-C stops every process started here.")
+
+
+def _record_newest_run(stack: Any, settings: PipelineSettings) -> None:
+    """The newest local run's record for the metrics, unless the broker has one already."""
+    import redis
+
+    from contracts import keys
+    from workers.cli.pipeline import record_summary
+    from workers.pipeline.runs import newest_summary
+
+    summary = newest_summary(settings.data_dir)
+    with redis.Redis.from_url(stack.broker_url) as client:
+        recorded = client.xlen(keys.PIPELINE_RUNS_STREAM)
+    if summary is not None and not recorded:
+        record_summary(summary, stack.broker_url)
 
 
 def _auth_required() -> bool:

@@ -27,6 +27,7 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    metrics_port: int | None = None  # where its /metrics is served, if it serves any
 
 
 @dataclass
@@ -37,6 +38,8 @@ class LocalStack:
     model_replicas: int = 2
     decision_workers: int = 1
     notifiers: int = 0
+    # Workers serve /metrics on ports of their own and an exporter runs (pokewatch up does).
+    metrics: bool = False
     redis_url: str | None = None
     redis_port: int = 6379
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -71,13 +74,19 @@ class LocalStack:
             self.redis = EmbeddedRedis(self.data_dir / "redis", port=port).start()
         return self.broker_url
 
-    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
+    def spawn(
+        self, name: str, args: list[str], env: dict[str, str] | None = None, metrics_port: int | None = None
+    ) -> Child:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log = logs / f"{name}.log"
+        env = {**(env or {})}
+        if metrics_port is None and self.metrics and args[3:4] == ["worker"]:
+            metrics_port = free_port()
+            env |= {"POKEWATCH_HEALTH_PORT": str(metrics_port), "POKEWATCH_HEALTH_HOST": self.host}
         with log.open("ab") as fh:
-            proc = subprocess.Popen(args, env={**self.env(), **(env or {})}, stdout=fh, stderr=subprocess.STDOUT)
-        child = Child(name, proc, log)
+            proc = subprocess.Popen(args, env={**self.env(), **env}, stdout=fh, stderr=subprocess.STDOUT)
+        child = Child(name, proc, log, metrics_port)
         self.children.append(child)
         return child
 
@@ -96,6 +105,30 @@ class LocalStack:
         args = [sys.executable, "-m", "workers.cli", "worker", "notifier", "--replica", name]
         return self.spawn(name, args, {**self._role_env("notifier"), **(env or {})})
 
+    def spawn_exporter(self, name: str = "exporter") -> Child:
+        port = free_port()
+        args = [sys.executable, "-m", "workers.cli", "exporter", "--port", str(port), "--host", self.host]
+        return self.spawn(name, args, self._role_env("monitor"), metrics_port=port)
+
+    def scrape_targets(self) -> dict[str, list[str]]:
+        """Prometheus jobs and their targets: the gateway, each worker, the exporter."""
+        jobs: dict[str, list[str]] = {"gateway": [f"{self.host}:{self.port}"]}
+        for child in self.children:
+            if child.metrics_port and child.process.poll() is None:
+                job = "exporter" if child.name.startswith("exporter") else child.name.rstrip("0123456789").rstrip("-")
+                jobs.setdefault(job, []).append(f"{self.host}:{child.metrics_port}")
+        return jobs
+
+    def prometheus_config(self, interval: str = "15s", rule_files: list[str] | None = None) -> str:
+        """A Prometheus configuration that scrapes this stack (`pokewatch up` writes it to the data dir)."""
+        lines = ["global:", f"  scrape_interval: {interval}", f"  evaluation_interval: {interval}"]
+        if rule_files:
+            lines += ["rule_files:", *[f"  - {f}" for f in rule_files]]
+        lines.append("scrape_configs:")
+        for job, targets in self.scrape_targets().items():
+            lines += [f"  - job_name: {job}", "    static_configs:", f"      - targets: {targets}"]
+        return "\n".join(lines).replace("'", '"') + "\n"
+
     def spawn_gateway(self, name: str = "gateway", port: int | None = None, env: dict[str, str] | None = None) -> Child:
         args = [sys.executable, "-m", "gateway", "--host", self.host, "--port", str(port or self.port)]
         return self.spawn(name, args, {**self._role_env("gateway"), **(env or {})})
@@ -109,6 +142,8 @@ class LocalStack:
             self.spawn_decision(f"decision-{i}")
         for i in range(1, self.notifiers + 1):
             self.spawn_notifier(f"notifier-{i}")
+        if self.metrics:
+            self.spawn_exporter()
         self.spawn_gateway()
         self.wait_ready(timeout)
         return self

@@ -1,0 +1,1 @@
+"""Operators' views: the metrics exporter (workers.monitoring.exporter) and `pokewatch top`."""
