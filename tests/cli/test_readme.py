@@ -22,6 +22,10 @@ COVERED = {
     "pokewatch watch ": "tests/cli/test_stack_commands.py",
     "pokewatch scan": "tests/cli/test_stack_commands.py",
     "redis-cli ": "tests/cli/test_stack_commands.py",
+    "curl -s localhost:8000/metrics": "tests/e2e/test_metrics.py",  # Prometheus scrapes that URL there
+    "prometheus --config.file": "tests/e2e/test_metrics.py",  # with the config `pokewatch up` writes
+    "pokewatch top": "tests/cli/test_top.py",
+    "pokewatch asyncapi": "tests/contracts/test_asyncapi.py",
     "export ": "tests/cli/test_airflow.py",
     "airflow ": "tests/cli/test_airflow.py",
     ".venv/bin/pytest ": "tests/",  # runs tests of this suite: the files it names must exist

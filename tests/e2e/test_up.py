@@ -70,6 +70,12 @@ def test_up_brings_the_whole_stack_up_and_ctrl_c_stops_it(tmp_path: Path) -> Non
             "notifier-1",
         ]
         assert (tmp_path / "data" / "redis" / "appendonlydir").exists(), "the broker keeps its data in the data dir"
+        # The Prometheus configuration it writes names every process's metrics, and they answer.
+        scrape = (tmp_path / "data" / "prometheus.yml").read_text()
+        targets = re.findall(r"127\.0\.0\.1:\d+", scrape)
+        assert len(targets) == 6 and "job_name: exporter" in scrape, scrape  # gateway, 2 models, decision, notifier
+        for target in targets:
+            assert "# TYPE" in httpx.get(f"http://{target}/metrics", timeout=5).text, target
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(60)
