@@ -11,6 +11,7 @@ COPY pyproject.toml README.md docker/constraints.txt ./
 RUN mkdir contracts gateway \
     && touch contracts/__init__.py gateway/__init__.py \
     && pip install -c constraints.txt . \
+    && pip install --no-deps -c constraints.txt lightweight-charts \
     && pip uninstall -y pokewatch
 # Only the shared contracts and the gateway: no worker or pipeline code. The
 # package's `pokewatch` command needs workers/, so it is removed here.

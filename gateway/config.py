@@ -26,4 +26,5 @@ class GatewaySettings(BrokerSettings):
         default="", description="networks or hosts a webhook may point to although private (comma-separated)"
     )
     metrics: bool = Field(default=True, description="Prometheus metrics at GET /metrics")
+    pages: bool = Field(default=True, description="the collector pages at /ui")
     gateway_fast_path: bool = Field(default=True, description="serve the pricing routes from a pure-ASGI fast path")

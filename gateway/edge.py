@@ -32,8 +32,24 @@ from gateway.errors import ApiError, send_error
 logger = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset(
-    {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/asyncapi", "/asyncapi.json"}
+    {
+        "/health",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/openapi.json",
+        "/asyncapi",
+        "/asyncapi.json",
+        "/ui/login",
+        "/ui/logout",
+    }
 )
+# Static assets of the pages (no data in them) are public too.
+PUBLIC_PREFIXES = ("/static/", "/vendor/")
+# The pages keep the key in a session cookie (gateway.pages.routes); it is read for reads only,
+# so another site cannot make a browser change anything with it (and it is SameSite=Strict).
+KEY_COOKIE = b"pokewatch_key"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 # GCRA (generic cell rate algorithm): one timestamp per key, the "theoretical
 # arrival time". A request is allowed if it does not arrive more than `burst`
@@ -79,9 +95,13 @@ class EdgeGuard:
             return
         try:
             receive = self._limit_body(scope, receive)
-            if scope["path"] not in PUBLIC_PATHS and scope["method"] != "OPTIONS":
+            path = scope["path"]
+            if path not in PUBLIC_PATHS and not path.startswith(PUBLIC_PREFIXES) and scope["method"] != "OPTIONS":
                 await self._admit(scope)
         except ApiError as err:
+            if err.status == 401 and scope["path"].startswith("/ui") and scope["method"] in SAFE_METHODS:
+                await _to_login(send, scope)  # a page: ask for the key in a form, not with a JSON error
+                return
             await send_error(send, err)
             return
         started = False
@@ -167,9 +187,30 @@ class EdgeGuard:
 
 
 def _presented_key(scope: dict[str, Any]) -> str | None:
+    cookie = None
     for name, value in scope["headers"]:
         if name == b"x-api-key":
             return str(value.decode("latin-1").strip())
         if name == b"authorization" and value[:7].lower() == b"bearer ":
             return str(value[7:].decode("latin-1").strip())
-    return None
+        if name == b"cookie" and scope["method"] in SAFE_METHODS:
+            for part in value.split(b";"):
+                key, _, found = part.strip().partition(b"=")
+                if key == KEY_COOKIE and found:
+                    cookie = found.decode("latin-1")
+    return cookie
+
+
+async def _to_login(send: Any, scope: dict[str, Any]) -> None:
+    """303 to the sign-in page, back to this page afterwards."""
+    from urllib.parse import quote
+
+    target = "/ui/login?next=" + quote(scope["path"], safe="/")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 303,
+            "headers": [(b"location", target.encode()), (b"content-length", b"0")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})

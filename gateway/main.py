@@ -29,6 +29,8 @@ from gateway.edge import EdgeGuard, EdgePolicy
 from gateway.fast_path import PricingFastPath
 from gateway.json_body import JSONBodyByDefault
 from gateway.metrics import CONTENT_TYPE, GatewayMetrics, MetricsMiddleware
+from gateway.pages import assets as pages
+from gateway.pages.assets import PagesCompression
 from gateway.routes import asyncapi, cards, health, pricing, signals, watchlists
 from gateway.routes.signals import Followers
 
@@ -103,8 +105,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         async def prometheus_metrics() -> Response:
             return Response(metrics.render(), media_type=CONTENT_TYPE)
 
+    if settings.pages:
+        app.add_middleware(PagesCompression)
     errors.install(app)
     for module in (health, pricing, cards, signals, watchlists, asyncapi):
         app.include_router(module.router)
+    if settings.pages:
+        pages.install(app)
     openapi.install(app, settings.auth_required)
     return app

@@ -39,7 +39,7 @@ def owner_of(request: Request) -> str:
     return str(getattr(request.state, "key_id", None) or LOCAL_OWNER)
 
 
-async def _stored(request: Request) -> dict[str, StoredWatchlist]:
+async def stored_watchlists(request: Request) -> dict[str, StoredWatchlist]:
     try:
         raw = await broker_of(request).redis.hgetall(keys.watchlists_key(owner_of(request)))
     except (aioredis.RedisError, OSError) as exc:
@@ -55,7 +55,7 @@ def new_secret() -> str:
 
 async def stored_watchlist(request: Request, watchlist_id: str) -> StoredWatchlist:
     """One of the calling key's watchlists; 404 for a missing one or anyone else's."""
-    found = (await _stored(request)).get(watchlist_id)
+    found = (await stored_watchlists(request)).get(watchlist_id)
     if found is None:
         raise ApiError(404, f"no watchlist {watchlist_id!r} for this key")
     return found
@@ -77,7 +77,7 @@ async def create(body: WatchlistIn, request: Request) -> WatchlistCreated:
         except UnsafeWebhook as exc:
             raise ApiError(422, str(exc), [{"loc": ["body", "webhook_url"], "msg": str(exc)}]) from exc
     owner = owner_of(request)
-    if len(await _stored(request)) >= MAX_WATCHLISTS:
+    if len(await stored_watchlists(request)) >= MAX_WATCHLISTS:
         raise ApiError(409, f"a key may keep at most {MAX_WATCHLISTS} watchlists; delete one first")
     stored = StoredWatchlist(
         **body.model_dump(),
@@ -97,7 +97,7 @@ async def create(body: WatchlistIn, request: Request) -> WatchlistCreated:
 @router.get("/watchlists", response_model=list[Watchlist], responses=ERRORS)
 async def list_watchlists(request: Request) -> list[Watchlist]:
     """The calling key's watchlists, oldest first."""
-    return [_public(w) for w in (await _stored(request)).values()]
+    return [_public(w) for w in (await stored_watchlists(request)).values()]
 
 
 @router.get("/watchlists/{watchlist_id}", response_model=Watchlist, responses=ERRORS)
