@@ -32,7 +32,10 @@ def test_top_shows_replicas_and_lag_and_quits_on_ctrl_c(redis_server, champion_d
         r.xgroup_create(keys.PIPELINE_RUNS_STREAM, "top-test", id="$", mkstream=True)
         for _ in range(3):
             r.xadd(keys.PIPELINE_RUNS_STREAM, {keys.PAYLOAD_FIELD: "{}"})
-        command = f"REDIS_URL={stack.broker_url} {sys.executable} -m workers.cli top; echo $? > {done}"
+        # The size comes from the pane (a COLUMNS / LINES inherited from the test process would override it).
+        command = (
+            f"unset COLUMNS LINES; REDIS_URL={stack.broker_url} {sys.executable} -m workers.cli top; echo $? > {done}"
+        )
         _tmux("new-session", "-d", "-s", session, "-x", "220", "-y", "80", command)
         try:
             screen = ""
@@ -47,8 +50,9 @@ def test_top_shows_replicas_and_lag_and_quits_on_ctrl_c(redis_server, champion_d
             for replica in ("model-1", "model-2", "decision-1"):
                 assert replica in screen, replica
             (row,) = [line for line in screen.splitlines() if "top-test" in line]
-            assert row.split()[2:5] == ["3", "0", "0"], row  # lag 3, pending 0, no consumer
-            assert any("pokewatch:predict" in line and " model " in line for line in screen.splitlines())
+            cells = [c.strip() for c in row.strip("│ ").split("│")]
+            assert cells[1:5] == ["top-test", "3", "0", "0"], row  # lag 3, pending 0, no consumer
+            assert any("pokewatch:predict" in line and " model " in line for line in screen.splitlines()), screen
             _tmux("send-keys", "-t", session, "C-c")
             deadline = time.monotonic() + 15
             while not done.exists() and time.monotonic() < deadline:

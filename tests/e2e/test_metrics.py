@@ -163,6 +163,9 @@ def test_prometheus_scrapes_counts_latency_lag_and_versions(redis_server, tmp_pa
             "model-2",
         }
 
+        # The invalid entry: dead-lettered by a model replica, counted by kind of reason.
+        dead = f'pokewatch_worker_dead_letters_total{{stream="{keys.PREDICT_STREAM}",reason="invalid"}}'
+        prometheus.wait(f"sum({dead})", lambda res: res and float(res[0]["value"][1]) == 1)
         missing = []
         for promql in dashboard_queries():
             if not prometheus.query(promql):

@@ -66,6 +66,8 @@ class NotifierWorker(StreamWorker[SignalChanged]):
         self._inflight: set[bytes] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._keepalive: asyncio.Task[None] | None = None
+        if self.metrics is not None:
+            self.metrics.prepare([ALERTS.stream])
 
     # ------------------------------------------------------------ matching
     def routes(self) -> list[Route]:

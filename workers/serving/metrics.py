@@ -31,8 +31,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from workers.dead_letters import category
+from workers.dead_letters import CATEGORIES, category
 
+OUTCOMES = ("processed", "expired", "dead_lettered", "failed")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -93,6 +94,15 @@ class WorkerMetrics:
             "pokewatch_worker_dead_letters", "dead letters by kind of reason", ["stream", "reason"], registry=r
         )
         r.register(_State(worker))
+
+    def prepare(self, streams: list[str]) -> None:
+        """Every series at zero from the start, so a first increment shows as an increase."""
+        for stream in streams:
+            for outcome in OUTCOMES:
+                self.messages.labels(stream, outcome)
+            for reason in {kind for _, kind in CATEGORIES} | {"other"}:
+                self.dead_letters.labels(stream, reason)
+            self.claimed.labels(stream)
 
     def batch(
         self, stream: str, size: int, seconds: float, processed: int, expired: int, failed: int, claimed: bool

@@ -124,6 +124,8 @@ class StreamWorker(ABC, Generic[M]):
         self._health_server: asyncio.Server | None = None
         self.last_beat_ok: float | None = None
         self.metrics = WorkerMetrics(self) if settings.metrics else None
+        if self.metrics is not None:
+            self.metrics.prepare([r.stream for r in self.routes()])
 
     # ------------------------------------------------------------ subclass API
     @abstractmethod
