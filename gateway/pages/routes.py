@@ -75,7 +75,8 @@ async def search(
             reverse = sort == "-deviation"
             known = [c for c in cards if c.card_id in signals and signals[c.card_id].deviation_pct is not None]
             known.sort(key=lambda c: signals[c.card_id].deviation_pct or 0.0, reverse=reverse)
-            cards = known + [c for c in cards if c not in set(known)]
+            ranked = {c.card_id for c in known}
+            cards = known + [c for c in cards if c.card_id not in ranked]
         start = (page_no - 1) * PAGE_SIZE
         shown = cards[start : start + PAGE_SIZE]
         if not by_deviation:

@@ -52,4 +52,6 @@ def test_pages_carry_a_strict_csp_and_escape_what_they_echo(gateway) -> None:
     assert "<script>alert(1)</script>" not in resp.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in resp.text
     assert not re.search(r"<script(?![^>]*src=\"/)", resp.text), "no inline script"
     assert client.get("/ui/cards/nope").status_code == 404
+    for sort in ("name", "deviation", "-deviation"):
+        assert client.get("/ui", params={"sort": sort}).status_code == 200, sort
     assert client.get("/ui/cards/x", params={"date": "yesterday"}).status_code == 422
