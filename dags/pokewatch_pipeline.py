@@ -54,6 +54,15 @@ def _settings() -> Any:
     return PipelineSettings()
 
 
+def _step(run: dict[str, Any], name: str, out: dict[str, Any], started: float) -> dict[str, Any]:
+    """The run's XCom after a step: what later steps read, and the step's figures for the record."""
+    import time
+
+    from workers.pipeline.runs import compact
+
+    return {**run, **out, "steps": {**run.get("steps", {}), name: compact(name, out, time.monotonic() - started)}}
+
+
 @dag(
     dag_id=DAG_ID,
     schedule="0 2 * * *",
@@ -68,15 +77,6 @@ def _settings() -> Any:
         "input_path": Param(None, type=["null", "string"], description="CSV/Parquet for the file source"),
     },
 )
-def _step(run: dict[str, Any], name: str, out: dict[str, Any], started: float) -> dict[str, Any]:
-    """The run's XCom after a step: what later steps read, and the step's figures for the record."""
-    import time
-
-    from workers.pipeline.runs import compact
-
-    return {**run, **out, "steps": {**run.get("steps", {}), name: compact(name, out, time.monotonic() - started)}}
-
-
 def pokewatch_ml_pipeline() -> None:
     @task
     def collect() -> dict[str, Any]:
