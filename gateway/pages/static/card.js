@@ -30,7 +30,7 @@
     var markers = data.markers.map(function (m) {
       var buy = m[1] === "BUY";
       return { time: m[0], position: buy ? "belowBar" : "aboveBar", color: buy ? "#127a3e" : "#b3261e",
-               shape: buy ? "arrowUp" : "arrowDown", text: m[1] };
+               shape: buy ? "arrowUp" : "arrowDown" };
     });
     market.setMarkers(markers);
     chart.timeScale().fitContent();
