@@ -14,11 +14,12 @@ not the bottleneck).
     python bench/serve.py [--quick] [--duration 5] [--cards 200] [--days 365]
 
 `--quick` runs only the 64-connection comparison. The cost of metrics is
-measured in every run: a second stack (its own server, gateway and workers)
-with POKEWATCH_METRICS=false, loaded in turn with the first (on, off, on,
-off) so drift falls on both. Last line, exactly:
+measured in every run: two fresh identical stacks, one with
+POKEWATCH_METRICS=false, loaded in turn (three rounds, after warming), with a
+third identical stack with metrics on as the control for how much two stacks
+differ when nothing changes; ratios are of the medians. Last line, exactly:
 SUMMARY rps=<streams rps at 64 conns> p99_ms=<..> ceiling_rps=<..> http_rps=<..> vs_ceiling=<..> vs_http=<..>
-        key_rps=<with an API key and the rate limit> metrics_on_vs_off=<rps ratio> errors=<n>
+        key_rps=<with an API key and the rate limit> metrics_on_vs_off=<rps ratio> control=<..> errors=<n>
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -211,24 +213,31 @@ def main() -> None:
         run("POST /fair_price, 64 conns", "ceiling", 64)
         run("POST /fair_price, 64 conns", "http", 64)
         run("POST /fair_price, 64 conns", "streams+key", 64)
-        # Metrics off: the same stack again, every process with POKEWATCH_METRICS=false.
-        bare = LocalStack(
-            Path(tmp.name) / "no-metrics",
-            port=free_port(),
-            model_replicas=2,
-            redis_port=0,
-            extra_env={**tracking, "POKEWATCH_METRICS": "false"},
-        )
-        bare.start(timeout=180)
+        # The cost of metrics: two fresh, identical stacks (own server, gateway,
+        # workers), one with POKEWATCH_METRICS=false, loaded in turn; a third
+        # identical one with metrics on is the control (how much two stacks
+        # differ with nothing changed).
+        twins: list[LocalStack] = []
         try:
-            urls["no-metrics"] = f"{bare.url}/fair_price"
-            procs["no-metrics"] = list(bare.children)
-            load(urls["no-metrics"], body, 16, 1.0, procs["no-metrics"])
-            run("POST /fair_price, 64 conns, metrics off", "no-metrics", 64)
-            run("POST /fair_price, 64 conns, metrics on", "streams", 64)
-            run("POST /fair_price, 64 conns, metrics off", "no-metrics", 64)
+            for name, metrics in (("metrics-on", "true"), ("metrics-off", "false"), ("control", "true")):
+                twin = LocalStack(
+                    Path(tmp.name) / name,
+                    port=free_port(),
+                    model_replicas=2,
+                    redis_port=0,
+                    extra_env={**tracking, "POKEWATCH_METRICS": metrics},
+                )
+                twins.append(twin)
+                twin.start(timeout=180)
+                urls[name] = f"{twin.url}/fair_price"
+                procs[name] = list(twin.children)
+                load(urls[name], body, 64, opts.duration, procs[name])  # warm
+            for i in range(1, 4):
+                for name in ("metrics-on", "metrics-off", "control"):
+                    run(f"POST /fair_price, 64 conns, {name} #{i}", name, 64)
         finally:
-            bare.stop()
+            for twin in twins:
+                twin.stop()
         if not opts.quick:
             for conns in (1, 16, 256):
                 run(f"POST /fair_price, {conns} conns", "streams", conns)
@@ -256,21 +265,25 @@ def main() -> None:
     http = by[("POST /fair_price, 64 conns", "http")].stats
     keyed = by[("POST /fair_price, 64 conns", "streams+key")].stats
     print(f"API key + rate limit: {keyed['rps']:,.0f} req/s, {keyed['rps'] / streams['rps']:.2f} of the open gateway's")
-    on = [streams["rps"], by[("POST /fair_price, 64 conns, metrics on", "streams")].stats["rps"]]
-    off = [r.stats["rps"] for r in results if r.target == "no-metrics"]
-    metrics_ratio = (sum(on) / len(on)) / (sum(off) / len(off))
-    print(
-        f"metrics on: {sum(on) / len(on):,.0f} req/s, off: {sum(off) / len(off):,.0f} req/s, on/off {metrics_ratio:.3f}"
-    )
+    figures = {
+        t: sorted(r.stats["rps"] for r in results if r.target == t) for t in ("metrics-on", "metrics-off", "control")
+    }
+    metrics_ratio = statistics.median(figures["metrics-on"]) / statistics.median(figures["metrics-off"])
+    control_ratio = statistics.median(figures["control"]) / statistics.median(figures["metrics-on"])
+    for name, rps in figures.items():
+        print(f"{name}: {', '.join(f'{x:,.0f}' for x in rps)} req/s")
+    print(f"metrics on/off (medians): {metrics_ratio:.3f}; control/on, nothing changed: {control_ratio:.3f}")
     batch_result = by.get(("POST /fair_price/batch x100, 16 conns", "streams"))
     if batch_result:
         print(f"batch: {batch_result.stats['rps'] * 100:,.0f} card quotes/s")
-    errors = sum(r.stats["errors"] + r.stats["non_2xx"] for r in results if r.target.startswith("streams"))
+    errors = sum(
+        r.stats["errors"] + r.stats["non_2xx"] for r in results if r.target in ("streams", "streams+key", "no-metrics")
+    )
     print(
         f"SUMMARY rps={streams['rps']:.0f} p99_ms={streams['p99_ms']:.1f} ceiling_rps={ceiling['rps']:.0f} "
         f"http_rps={http['rps']:.0f} vs_ceiling={streams['rps'] / ceiling['rps']:.2f} "
         f"vs_http={streams['rps'] / http['rps']:.2f} key_rps={keyed['rps']:.0f} "
-        f"metrics_on_vs_off={metrics_ratio:.3f} errors={errors}"
+        f"metrics_on_vs_off={metrics_ratio:.3f} control={control_ratio:.3f} errors={errors}"
     )
 
 
