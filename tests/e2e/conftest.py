@@ -84,3 +84,51 @@ def stack(redis_server, champion_data_dir: Path):
 def client(stack: LocalStack):
     with httpx.Client(base_url=stack.url, timeout=30) as c:
         yield c
+
+
+def register_rule_model(settings, day, prices: Path):
+    """Run the pipeline's steps on `prices` with the original rule as the model (fair = mean of the last
+    3 prices, fixed thresholds: its signals follow from the prices alone, so a known move gives a known
+    signal) and register a version. Returns the version and the run's record (what the DAG's last
+    task pushes to `pokewatch:pipeline-runs`)."""
+    import time
+
+    from workers.pipeline import register as gate
+    from workers.pipeline import run as steps
+    from workers.pipeline.models import RollingMeanModel
+    from workers.pipeline.runs import compact, run_record
+
+    done: dict[str, dict] = {}
+
+    def timed(name: str, fn, *args) -> dict:
+        started = time.monotonic()
+        out = fn(*args)
+        done[name] = compact(name, out, time.monotonic() - started)
+        return out
+
+    timed("collect", steps.collect, settings, "file", day, prices)
+    timed("validate", steps.validate, settings, "file", day)
+    timed("features", steps.features, settings, "file")
+    timed("train", steps.train, settings, "file", day)
+    timed("evaluate", steps.evaluate, settings, "file", day)
+    gate.save_candidate(RollingMeanModel(), settings.data_dir / "candidates" / "source=file" / str(day) / "model.pkl")
+    decision = timed("register", steps.register, settings, "file", day)
+    return str(decision["version"]), run_record("file", day, done)
+
+
+def two_days_of_prices(directory: Path, cards: int, day, moves: dict[str, float] | None = None) -> tuple[Path, Path]:
+    """`day1.csv`: a synthetic history to `day`; `day2.csv`: the same plus one more day on which every
+    price stays, except the cards in `moves` (multiplied by their factor)."""
+    import pandas as pd
+
+    from workers.pipeline.sources.demo import DemoSource
+
+    before = DemoSource(cards, 240).fetch(day)
+    last = before.sort_values("date").groupby("card_id").tail(1).copy()
+    last["date"] = (pd.to_datetime(last["date"]) + pd.Timedelta(days=1)).dt.strftime("%Y-%m-%d")
+    for card, factor in (moves or {}).items():
+        last.loc[last["card_id"] == card, "market_price"] *= factor
+    day1, day2 = directory / "day1.csv", directory / "day2.csv"
+    before.to_csv(day1, index=False)
+    pd.concat([before, last]).to_csv(day2, index=False)
+    return day1, day2

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import running_stack, scan_decisions
+from tests.e2e.conftest import register_rule_model, running_stack, scan_decisions
 from workers.config import PipelineSettings
 from workers.pipeline.sources.demo import DemoSource
 
@@ -51,14 +51,12 @@ def _browser():
 
 @pytest.fixture(scope="module")
 def site(redis_server, tmp_path_factory) -> Iterator[str]:
-    from tests.e2e.test_scan import _register
-
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     tmp = tmp_path_factory.mktemp("pages")
     prices = DemoSource(CARDS, 240).fetch(DAY)
     prices.loc[prices["card_id"] == "demo-00007", "card_name"] = XSS
     prices.to_csv(tmp / "prices.csv", index=False)
-    _register(PipelineSettings(data_dir=tmp / "data", max_train_rows=100_000), DAY, tmp / "prices.csv")
+    register_rule_model(PipelineSettings(data_dir=tmp / "data", max_train_rows=100_000), DAY, tmp / "prices.csv")
     with running_stack(redis_server, tmp / "data", db=10) as stack:
         scan_decisions(stack, "1", CARDS)  # every card's last signal is known
         yield stack.url

@@ -12,38 +12,19 @@ from datetime import date
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 import redis
 
 from contracts import keys
 from contracts.messages import SignalChanged
-from tests.e2e.conftest import running_stack, scan_decisions
+from tests.e2e.conftest import register_rule_model, running_stack, scan_decisions, two_days_of_prices
 from workers.config import PipelineSettings
-from workers.pipeline.sources.demo import DemoSource
 
 pytestmark = pytest.mark.slow
 
 DAY1, DAY2 = date(2026, 1, 2), date(2026, 1, 3)
 CARDS = 30
 UP, DOWN = "demo-00003", "demo-00011"
-
-
-def _register(settings: PipelineSettings, day: date, prices: Path) -> str:
-    """Register the original rule (fair = mean of the last 3 prices, fixed thresholds) on `prices`:
-    its signals follow from the prices alone, so a known move gives a known signal."""
-    from workers.pipeline import register as gate
-    from workers.pipeline import run as steps
-    from workers.pipeline.models import RollingMeanModel
-
-    steps.collect(settings, "file", day, prices)
-    steps.validate(settings, "file", day)
-    steps.features(settings, "file")
-    steps.train(settings, "file", day)
-    steps.evaluate(settings, "file", day)
-    gate.save_candidate(RollingMeanModel(), settings.data_dir / "candidates" / "source=file" / str(day) / "model.pkl")
-    decision = steps.register(settings, "file", day)
-    return str(decision["version"])
 
 
 class Follower(threading.Thread):
@@ -83,20 +64,14 @@ def test_a_new_version_gives_exactly_the_expected_changes_once(redis_server, tmp
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     data_dir = tmp_path / "data"
     settings = PipelineSettings(data_dir=data_dir, max_train_rows=100_000)
-    before = DemoSource(CARDS, 240).fetch(DAY1)
-    before.to_csv(tmp_path / "day1.csv", index=False)
     # The next day every price stays, but one card jumps 60% and another falls 40%.
-    last = before.sort_values("date").groupby("card_id").tail(1).copy()
-    last["date"] = (pd.to_datetime(last["date"]) + pd.Timedelta(days=1)).dt.strftime("%Y-%m-%d")
-    last.loc[last["card_id"] == UP, "market_price"] *= 1.6
-    last.loc[last["card_id"] == DOWN, "market_price"] *= 0.6
-    pd.concat([before, last]).to_csv(tmp_path / "day2.csv", index=False)
-    v1 = _register(settings, DAY1, tmp_path / "day1.csv")
+    day1, day2 = two_days_of_prices(tmp_path, CARDS, DAY1, {UP: 1.6, DOWN: 0.6})
+    v1, _ = register_rule_model(settings, DAY1, day1)
 
     with running_stack(redis_server, data_dir, db=11) as stack:
         r = redis.Redis.from_url(stack.broker_url)
         first = scan_decisions(stack, v1, CARDS)
-        v2 = _register(settings, DAY2, tmp_path / "day2.csv")
+        v2, _ = register_rule_model(settings, DAY2, day2)
         from workers.model_events import publish_version
 
         live = Follower(stack.url)

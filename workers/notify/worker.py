@@ -29,8 +29,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from faststream import AckPolicy
-from faststream.redis import RedisBroker, StreamSub
+from faststream.redis import RedisBroker
 from pydantic import ValidationError
 from redis.asyncio.client import Pipeline
 
@@ -41,7 +40,7 @@ from workers import dead_letters
 from workers.config import NotifierSettings
 from workers.notify.rules import WatchIndex, change_alerts, update_alerts
 from workers.notify.webhooks import Undeliverable, WebhookSender
-from workers.serving.entries import PAYLOAD, Entry, decode_entries, keep_raw_entries, reason_of
+from workers.serving.entries import PAYLOAD, Entry, reason_of
 from workers.serving.runtime import Route, StreamWorker
 
 logger = logging.getLogger(__name__)
@@ -119,39 +118,8 @@ class NotifierWorker(StreamWorker[SignalChanged]):
 
     # ------------------------------------------------------------ delivery
     def add_subscribers(self, broker: RedisBroker) -> None:
-        s = self.settings
-        options: dict[str, Any] = {
-            "ack_policy": AckPolicy.MANUAL,
-            "no_reply": True,
-            "parser": keep_raw_entries,
-            "decoder": decode_entries,
-        }
-        batch = min(s.batch_size, self.notify.webhook_concurrency)
-        reader = StreamSub(
-            ALERTS.stream,
-            group=ALERTS.group,
-            consumer=self.replica_id,
-            batch=True,
-            max_records=batch,
-            polling_interval=s.poll_ms,
-        )
-        claimer = StreamSub(
-            ALERTS.stream,
-            group=ALERTS.group,
-            consumer=f"{self.replica_id}:claimer",
-            batch=True,
-            min_idle_time=s.claim_idle_ms,
-            polling_interval=max(s.claim_idle_ms // 3, 100),
-        )
-
-        async def on_new(entries: Any) -> None:
-            await self.deliver_entries(entries, claimed=False)
-
-        async def on_claimed(entries: Any) -> None:
-            await self.deliver_entries(entries, claimed=True)
-
-        broker.subscriber(stream=reader, title="alerts-reader", **options)(on_new)
-        broker.subscriber(stream=claimer, title="alerts-claimer", **options)(on_claimed)
+        batch = min(self.settings.batch_size, self.notify.webhook_concurrency)
+        self.subscribe_pair(broker, ALERTS, self.deliver_entries, max_records=batch)
 
     async def started(self) -> None:
         self._keepalive = asyncio.create_task(self._keep_claims())

@@ -49,7 +49,7 @@ import signal
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, TypeVar
@@ -74,6 +74,7 @@ logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 MAX_RESTARTS = 5
+ClaimedHandler = Callable[[list[Entry], bool], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -190,13 +191,20 @@ class StreamWorker(ABC, Generic[M]):
         return app
 
     def _subscribe(self, broker: RedisBroker, route: Route) -> None:
+        self.subscribe_pair(broker, route, partial(self.handle, route=route))
+
+    def subscribe_pair(
+        self, broker: RedisBroker, route: Route, handler: ClaimedHandler, max_records: int | None = None
+    ) -> None:
+        """The reader (new entries, in batches) and the claimer (entries idle too long) of one route,
+        both handing raw entries to `handler(entries, claimed)`."""
         s = self.settings
         reader = StreamSub(
             route.stream,
             group=route.group,
             consumer=self.replica_id,
             batch=True,
-            max_records=s.batch_size,
+            max_records=max_records or s.batch_size,
             polling_interval=s.poll_ms,
         )
         claimer = StreamSub(
@@ -215,10 +223,10 @@ class StreamWorker(ABC, Generic[M]):
         }
 
         async def on_new(entries: Any) -> None:
-            await self.handle(entries, claimed=False, route=route)
+            await handler(entries, False)
 
         async def on_claimed(entries: Any) -> None:
-            await self.handle(entries, claimed=True, route=route)
+            await handler(entries, True)
 
         broker.subscriber(stream=reader, title=f"{route.title}-reader", **options)(on_new)
         broker.subscriber(stream=claimer, title=f"{route.title}-claimer", **options)(on_claimed)
