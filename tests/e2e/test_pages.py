@@ -101,13 +101,17 @@ def a_card_with_signals(site: str) -> tuple[str, list[dict]]:
 
 def test_the_search_page_lists_filters_and_sorts(site: str, browser) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(f"{site}/ui")
     rows = browser.find_elements(By.CSS_SELECTOR, "#cards tbody tr")
     assert len(rows) == CARDS and browser.title
     shoot(browser, "search")
     browser.find_element(By.ID, "q").send_keys("demo-0001")
+    old = browser.find_element(By.ID, "cards")
     browser.find_element(By.CSS_SELECTOR, "form.search button").click()
+    WebDriverWait(browser, 10).until(staleness_of(old))  # the results page replaced the first
     filtered = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#cards tbody tr")]
     assert len(filtered) == 10 and all("demo-0001" in t for t in filtered), filtered
     browser.get(f"{site}/ui?sort=deviation")
@@ -153,6 +157,8 @@ def test_the_card_page_charts_every_point_with_the_band_and_signals(site: str, b
 
 def test_a_past_date_quote_matches_the_api(site: str, browser) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
 
     card = "demo-00003"
     points = httpx.get(f"{site}/cards/{card}/history").json()["points"]
@@ -161,7 +167,9 @@ def test_a_past_date_quote_matches_the_api(site: str, browser) -> None:
     wait_for(browser, "return window.pokewatchChart")
     field = browser.find_element(By.ID, "date")
     browser.execute_script("arguments[0].value = arguments[1]", field, day)
+    old = browser.find_element(By.ID, "chart")
     field.submit()
+    WebDriverWait(browser, 10).until(staleness_of(old))  # the quote's page replaced the first
     wait_for(browser, "return document.getElementById('quote-fair')")
     api = httpx.post(f"{site}/fair_price", json={"card_id": card, "date": day}).json()
     shown = {
