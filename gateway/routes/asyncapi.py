@@ -32,7 +32,7 @@ async def asyncapi_json() -> Response:
 
 @router.get("/asyncapi", include_in_schema=False)
 async def asyncapi_page() -> HTMLResponse:
-    return HTMLResponse(page(json.loads(document_text())))
+    return HTMLResponse(page_html())
 
 
 def _ref_name(ref: str) -> str:
@@ -40,12 +40,9 @@ def _ref_name(ref: str) -> str:
 
 
 @functools.cache
-def _cached_page(text: str) -> str:
-    return _render(json.loads(text))
-
-
-def page(doc: dict[str, Any]) -> str:
-    return _cached_page(json.dumps(doc, sort_keys=True))
+def page_html() -> str:
+    """The page, rendered once: the document is fixed for the life of the process."""
+    return _render(json.loads(document_text()))
 
 
 def _render(doc: dict[str, Any]) -> str:
