@@ -35,7 +35,7 @@ Signal = Literal["BUY", "SELL", "HOLD"]
 # Which rule decided a signal (workers.signals): fixed thresholds, the card's
 # own volatility, the model's chance of a move, or none (no rule validated
 # for the model version: HOLD).
-SignalRuleKind = Literal["fixed", "volatility", "probability", "none"]
+SignalRuleKind = Literal["fixed", "volatility", "probability", "momentum", "reversion", "none"]
 CardId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
@@ -99,6 +99,9 @@ class Quote(BaseModel):
         default=None, ge=0, le=1, description="chance the price is higher after the horizon"
     )
     chance_down: float | None = Field(default=None, ge=0, le=1, description="chance it is lower")
+    recent_move: float | None = Field(
+        default=None, description="the card's move over the last h observations, log(price / price h back)"
+    )
     currency: str | None = None
     model_version: str
     served_by: str
@@ -114,6 +117,16 @@ class SignalBasis(BaseModel):
         default=None, description="volatility rule: fires at k typical moves; probability rule: at this chance"
     )
     reason: str = Field(default="", max_length=1000, description="why this rule (or none) was chosen")
+    hit_rate: float | None = Field(default=None, ge=0, le=1, description="share of its signals right on validation")
+    fire_rate: float | None = Field(default=None, ge=0, le=1, description="share of card-days it fired on there")
+    baseline: Literal["momentum", "reversion"] | None = Field(
+        default=None, description="the better one-line rule at the same rate on validation"
+    )
+    baseline_hit_rate: float | None = Field(default=None, ge=0, le=1, description="that rule's hit rate there")
+    baseline_k: float | None = Field(
+        default=None, ge=0, description="the least recent move (log units) at which that rule fires at that rate"
+    )
+    horizon: int = Field(default=1, ge=1, description="observations the signal looks ahead (and the rules back)")
 
 
 class PriceQuotes(Message):
@@ -151,6 +164,17 @@ class SignalDecided(BaseModel):
     typical_move_pct: float = Field(default=0.0, description="the card's typical move over the horizon, %")
     chance_up: float | None = Field(default=None, description="chance the price is higher after the horizon")
     chance_down: float | None = Field(default=None, description="chance the price is lower after the horizon")
+    recent_move_pct: float | None = Field(
+        default=None, description="the card's move over the last `horizon` observations, % (what the chart shows)"
+    )
+    rule_hit_rate: float | None = Field(default=None, description="how often the rule was right on validation")
+    rule_fire_rate: float | None = Field(default=None, description="the share of card-days it fired on there")
+    one_line_rule: Literal["momentum", "reversion"] | None = Field(
+        default=None, description="the one-line rule the model rule was measured against (or that decided)"
+    )
+    one_line_signal: Signal | None = Field(
+        default=None, description="what that one-line rule says for this card, at the model rule's fire rate"
+    )
     currency: str | None = None
     model_version: str
     served_by: str = Field(description="model replica that priced it")

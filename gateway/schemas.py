@@ -61,7 +61,10 @@ class FairPriceResponse(BaseModel):
             "the rule that decided the signal, chosen per market on validation: `fixed` (BUY at market >= "
             "POKEWATCH_BUY_THRESHOLD under fair, SELL at >= POKEWATCH_SELL_THRESHOLD over), `volatility` "
             "(the expected move is at least k of the card's typical moves), `probability` (the model gives at "
-            "least k chance of a move to fair's side) or `none` (no rule validated: HOLD). "
+            "least k chance of a move to fair's side), `momentum` / `reversion` (the one-line rules: the card's "
+            "move over the last h observations goes on / turns back, shipped only where no model rule beat them) "
+            "or `none` (no rule validated: HOLD). Every rule fires on the most confident few card-days only "
+            "(POKEWATCH_MAX_SIGNAL_SHARE). "
             "With POKEWATCH_TRADE_FEE set, a signal fires only where the expected move clears the fee"
         )
     )
@@ -82,6 +85,19 @@ class FairPriceResponse(BaseModel):
         default=None, description="the model's chance that the price is higher after the horizon (0-1), if it has one"
     )
     chance_down: float | None = Field(default=None, description="its chance that the price is lower (0-1)")
+    recent_move_pct: float | None = Field(
+        default=None, description="the card's move over the last h observations, % (what the chart shows)"
+    )
+    rule_hit_rate: float | None = Field(
+        default=None, description="how often the rule was right on this market's validation dates (0-1)"
+    )
+    rule_fire_rate: float | None = Field(default=None, description="the share of card-days it fired on there (0-1)")
+    one_line_rule: Literal["momentum", "reversion"] | None = Field(
+        default=None, description="the better one-line rule at the same fire rate (the one the rule had to beat)"
+    )
+    one_line_signal: Signal | None = Field(
+        default=None, description="what that one-line rule says for this card: a collector's read of the chart"
+    )
     currency: str | None = None
     model_version: str
 

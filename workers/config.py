@@ -98,7 +98,12 @@ class PipelineSettings(RegistrySettings, SignalSettings):
     embargo_days: int = Field(default=3, ge=0)
     max_train_rows: int = Field(default=300_000, ge=1000)
     eval_folds: int = Field(default=6, ge=1)
-    half_life_days: float = Field(default=35.0, ge=0, description="recency weighting; 0 disables")
+    half_life_days: float | None = Field(
+        default=None, ge=0, description="recency half-life in days; unset = chosen per feed on validation, 0 = off"
+    )
+    max_signal_share: float = Field(
+        default=0.10, gt=0, le=1, description="the largest share of card-days a signal rule may fire on"
+    )
 
     serving_days: int = Field(default=400, ge=1, description="days of history per card shipped for serving")
 

@@ -15,7 +15,17 @@ validation, workers.pipeline.models.fair):
   for lower. A flat price counts against both, so on a market where most
   prices do not move from one week to the next this rule is the one that
   can be right more often than not;
+- `momentum` / `reversion`: the one-line rules a collector can read off the
+  chart: the card's move over the last h observations continues (momentum)
+  or turns back (reversion), firing where that move is at least `k` (log
+  units). They are the baselines every model rule must beat at the same
+  fire rate, and ship themselves where they clear the goal on a market and
+  no model rule beats them;
 - `none`: no rule validated; every card HOLDs, with the reason.
+
+Every rule fires where its own confidence (`confidence`) reaches `k`: the
+pipeline sets `k` on validation so that the rule fires on the most confident
+few card-days only (POKEWATCH_MAX_SIGNAL_SHARE, workers.pipeline.models.fair).
 
 With a trade fee (POKEWATCH_TRADE_FEE, a fraction, default 0) a signal fires
 only where the expected move clears it: a BUY needs fair/market - 1 > fee, a
@@ -37,7 +47,9 @@ BUY = "BUY"
 SELL = "SELL"
 HOLD = "HOLD"
 
-RuleKind = Literal["fixed", "volatility", "probability", "none"]
+RuleKind = Literal["fixed", "volatility", "probability", "momentum", "reversion", "none"]
+# The rules read off the card's own recent move, not off a model.
+ONE_LINE_RULES: tuple[RuleKind, ...] = ("momentum", "reversion")
 
 # z of the 90% quantile of a normal: an 80% band is +-Z80 standard deviations.
 Z80 = 1.2816
@@ -63,16 +75,29 @@ DEFAULT_RULE = SignalRule()
 
 @dataclass(frozen=True)
 class SignalPolicy:
-    """The rule a model version ships with, and why it was chosen.
+    """The rule a model version ships with, why it was chosen and how it did on validation.
 
-    `k` is the volatility rule's threshold in typical moves, or the
-    probability rule's least chance; the fixed rule's
-    thresholds and the fee are the deployment's (SignalRule, fee), not the model's.
+    `k` is where the rule fires on its confidence (`confidence`): the fixed
+    rule's multiple of its thresholds (None: 1), the volatility rule's typical
+    moves, the probability rule's least chance, a one-line rule's least recent
+    move (log units). The fixed rule's thresholds and the fee are the
+    deployment's (SignalRule, fee), not the model's.
+
+    The validation figures let every reply say how far to trust the signal:
+    how often the rule was right and how often it fired, and what the better
+    one-line rule (`baseline`, firing where the recent move is at least
+    `baseline_k`) did at the same rate.
     """
 
     rule: RuleKind = "fixed"
     k: float | None = None
     reason: str = ""
+    hit_rate: float | None = None
+    fire_rate: float | None = None
+    baseline: str | None = None
+    baseline_hit_rate: float | None = None
+    baseline_k: float | None = None
+    horizon: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,7 +107,8 @@ class SignalPolicy:
         """The policy recorded in a model's choice; a model without one used the fixed rule."""
         if not value:
             return cls()
-        return cls(rule=value.get("rule", "fixed"), k=value.get("k"), reason=value.get("reason", ""))
+        known = {f: value[f] for f in cls.__dataclass_fields__ if f in value}
+        return cls(**known)
 
 
 FIXED = SignalPolicy()
@@ -104,6 +130,51 @@ def typical_move(low: np.ndarray, high: np.ndarray) -> np.ndarray:
     return np.maximum(width / (2 * Z80), MIN_TYPICAL_MOVE)
 
 
+def confidence(
+    kind: str,
+    move: np.ndarray,
+    typical: np.ndarray,
+    rule: SignalRule = DEFAULT_RULE,
+    up: np.ndarray | None = None,
+    down: np.ndarray | None = None,
+    past: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """How sure a rule is of each row, and which way it would point: (score, side).
+
+    A rule with threshold k fires where score >= k, BUY where side is +1 and SELL
+    where it is -1. The scores: the fixed rule's gap to fair in multiples of its
+    threshold on that side; the volatility rule's gap in typical moves; the
+    probability rule's chance of a move towards fair; a one-line rule's recent
+    move (its size; momentum follows its sign, reversion goes against it).
+
+    Args:
+        kind: the rule.
+        move: expected moves to fair, log(fair / market).
+        typical: the cards' typical moves (typical_move).
+        rule: the fixed thresholds.
+        up, down: chances of a higher / lower price (the probability rule; None: it never fires).
+        past: the cards' moves over the last h observations, log units (the one-line rules; NaN: unknown).
+    """
+    move = np.asarray(move, dtype="float64")
+    side = np.sign(move)
+    zero = np.zeros(move.shape)
+    if kind == "fixed":
+        dev = np.exp(-move) - 1.0  # market / fair - 1
+        score = np.where(move > 0, -dev / rule.buy, np.where(move < 0, dev / rule.sell, 0.0))
+    elif kind == "volatility":
+        score = np.abs(move) / np.asarray(typical, dtype="float64")
+    elif kind == "probability" and up is not None and down is not None:
+        up, down = np.asarray(up, dtype="float64"), np.asarray(down, dtype="float64")
+        score = np.where(move > 0, up, np.where(move < 0, down, 0.0))
+    elif kind in ONE_LINE_RULES and past is not None:
+        recent = np.nan_to_num(np.asarray(past, dtype="float64"), nan=0.0)
+        score = np.abs(recent)
+        side = np.sign(recent) if kind == "momentum" else -np.sign(recent)
+    else:
+        return zero, zero
+    return score, side
+
+
 def directions(
     move: np.ndarray,
     typical: np.ndarray,
@@ -112,6 +183,7 @@ def directions(
     fee: float = 0.0,
     up: np.ndarray | None = None,
     down: np.ndarray | None = None,
+    past: np.ndarray | None = None,
 ) -> np.ndarray:
     """+1 where BUY fires, -1 where SELL fires, 0 on HOLD.
 
@@ -120,27 +192,20 @@ def directions(
         typical: the cards' typical moves (typical_move), same shape.
         policy: which rule, and its k.
         rule: the fixed thresholds.
-        fee: the trade fee the expected move must clear (fraction).
+        fee: the trade fee the expected move must clear (fraction). A one-line
+            rule has no expected move of its own: it was chosen only where its
+            mean move on validation cleared the fee.
         up, down: chances of a higher / lower price after the horizon
             (the probability rule; without them it never fires).
+        past: the cards' moves over the last h observations (the one-line rules).
     """
     move = np.asarray(move, dtype="float64")
+    score, side = confidence(policy.rule, move, typical, rule, up, down, past)
+    k = policy.k if policy.k is not None else (1.0 if policy.rule == "fixed" else float("inf"))
     # A tiny tolerance keeps "exactly 10% under" a BUY despite float rounding.
     eps = 1e-9
-    if policy.rule == "fixed":
-        dev = np.exp(-move) - 1.0  # market / fair - 1
-        way = np.where(dev <= -rule.buy + eps, 1.0, np.where(dev >= rule.sell - eps, -1.0, 0.0))
-    elif policy.rule == "volatility":
-        z = move / np.asarray(typical, dtype="float64")
-        k = float(policy.k or 0.0)
-        way = np.where(z >= k - eps, 1.0, np.where(z <= -k + eps, -1.0, 0.0))
-    elif policy.rule == "probability" and up is not None and down is not None:
-        k = float(policy.k or 1.0)
-        up, down = np.asarray(up, dtype="float64"), np.asarray(down, dtype="float64")
-        way = np.where((up >= k - eps) & (move > 0), 1.0, np.where((down >= k - eps) & (move < 0), -1.0, 0.0))
-    else:
-        way = np.zeros(move.shape)
-    if fee > 0:
+    way = np.where((score >= k - eps) & (score > 0), side, 0.0)
+    if fee > 0 and policy.rule not in ONE_LINE_RULES:
         gain = np.where(way > 0, np.expm1(move), -np.expm1(move))
         way = np.where(gain > fee, way, 0.0)
     return way
@@ -164,6 +229,39 @@ def direction(fair_log_ratio: np.ndarray, rule: SignalRule = DEFAULT_RULE) -> np
     return directions(move, np.ones_like(move), FIXED, rule)
 
 
+def moved(past: float | None, horizon: int) -> str:
+    """ "rose 4.1% over 7 observations": a card's recent move as a collector reads it off the chart."""
+    if past is None or not np.isfinite(past):
+        return f"no price {horizon} observation{'s' if horizon > 1 else ''} back"
+    span = f"over {horizon} observation{'s' if horizon > 1 else ''}"
+    pct = abs(np.expm1(past)) * 100
+    if past == 0:
+        return f"unchanged {span}"
+    return f"{'rose' if past > 0 else 'fell'} {pct:.1f}% {span}"
+
+
+def _track_record(policy: SignalPolicy) -> str:
+    """ "right 64% of the time on validation, firing on 3.2% of card-days"."""
+    if policy.hit_rate is None:
+        return ""
+    rate = f", firing on {policy.fire_rate:.1%} of card-days" if policy.fire_rate is not None else ""
+    return f"; on validation right {policy.hit_rate:.0%} of the time{rate}"
+
+
+def _one_line_says(policy: SignalPolicy, past: float | None) -> str:
+    """What the better one-line rule at the shipped rule's rate says for this card."""
+    if policy.baseline not in ONE_LINE_RULES or policy.baseline_k is None or policy.baseline_hit_rate is None:
+        return ""
+    kind = policy.baseline
+    way = directions(np.zeros(1), np.ones(1), SignalPolicy(kind, policy.baseline_k), past=np.array([past]))  # type: ignore[arg-type]
+    verdict = BUY if way[0] > 0 else SELL if way[0] < 0 else HOLD
+    trigger = f"fires at moves of {np.expm1(policy.baseline_k) * 100:.1f}%"
+    return (
+        f"; {kind} at that rate ({trigger}) was right {policy.baseline_hit_rate:.0%}"
+        f" and says {verdict} here ({moved(past, policy.horizon)})"
+    )
+
+
 def explain(
     move: float,
     low: float,
@@ -176,6 +274,7 @@ def explain(
     up: float | None = None,
     down: float | None = None,
     before_fee: float | None = None,
+    past: float | None = None,
 ) -> str:
     """Why one card's signal is what it is, in a sentence a trader can check.
 
@@ -187,22 +286,33 @@ def explain(
         up, down: the chances of a higher / lower price (the probability rule).
         before_fee: the direction the rule gave before the fee (None: the same as `way`),
             computed with the others by `directions(..., fee=0)`.
+        past: the card's move over the last h observations (log units; None: unknown).
     """
     pct = f"expected move {np.expm1(move) * 100:+.1f}% [{np.expm1(low) * 100:+.1f}%, {np.expm1(high) * 100:+.1f}%]"
+    verdict = BUY if way > 0 else SELL if way < 0 else HOLD
     if policy.rule == "none":
         return f"HOLD: no signal rule validated for this model ({policy.reason}); {pct}"
+    if policy.rule in ONE_LINE_RULES:
+        went = "continued" if policy.rule == "momentum" else "turned back"
+        hit = f"{policy.hit_rate:.0%}" if policy.hit_rate is not None else "most"
+        rate = f", firing on {policy.fire_rate:.1%} of card-days" if policy.fire_rate is not None else ""
+        return (
+            f"{verdict}: {moved(past, policy.horizon)}; {policy.rule} rule, fires at moves of "
+            f"{np.expm1(policy.k or 0.0) * 100:.1f}% or more: on this market such moves {went} "
+            f"{hit} of the time on validation{rate}, and no model rule did better; model's {pct}"
+        )
+    k = policy.k if policy.k is not None else 1.0
     if policy.rule == "fixed":
-        test = f"fixed rule: BUY at market >= {rule.buy:.0%} under fair, SELL at >= {rule.sell:.0%} over"
+        test = f"fixed rule: BUY at market >= {rule.buy * k:.0%} under fair, SELL at >= {rule.sell * k:.0%} over"
     elif policy.rule == "volatility":
         scale = f"{move / typical:+.1f} typical moves of {np.expm1(typical) * 100:.1f}%"
-        test = f"volatility rule: {scale}, fires at {policy.k:g}"
+        test = f"volatility rule: {scale}, fires at {k:g}"
     else:
         odds = f"chance higher {up or 0:.0%}, lower {down or 0:.0%}"
-        test = f"probability rule: {odds}, fires at {policy.k or 0:.0%} with fair on the same side"
-    verdict = BUY if way > 0 else SELL if way < 0 else HOLD
+        test = f"probability rule: {odds}, fires at {k:.0%} with fair on the same side"
     blocked = ""
     if way == 0 and fee > 0 and before_fee:
         blocked = f"; does not clear the {fee:.0%} trade fee"
     elif way != 0 and fee > 0:
         blocked = f"; clears the {fee:.0%} trade fee"
-    return f"{verdict}: {pct}; {test}{blocked}"
+    return f"{verdict}: {pct}; {test}{blocked}{_track_record(policy)}{_one_line_says(policy, past)}"

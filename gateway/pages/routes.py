@@ -39,6 +39,7 @@ UNAVAILABLE = (BrokerUnavailable, NoLiveWorkers, DeadlineExceeded, aioredis.Redi
 env = Environment(loader=PackageLoader("gateway.pages", "templates"), autoescape=select_autoescape(default=True))
 env.filters["when"] = lambda ts: dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if ts else "-"
 env.filters["pct"] = lambda v: "-" if v is None else f"{v:+.1f}%"
+env.filters["share"] = lambda v: "-" if v is None else f"{v:.0%}" if v >= 0.1 else f"{v:.1%}"
 env.filters["money"] = lambda v: "-" if v is None else f"{v:,.2f}"
 
 

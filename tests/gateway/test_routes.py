@@ -95,7 +95,8 @@ def test_the_openapi_schema_documents_the_rule_and_reason_of_each_signal() -> No
     )
     rule = response["properties"]["rule"]
     assert (
-        rule["enum"] == ["fixed", "volatility", "probability", "none"] and "POKEWATCH_TRADE_FEE" in rule["description"]
+        rule["enum"] == ["fixed", "volatility", "probability", "momentum", "reversion", "none"]
+        and "POKEWATCH_TRADE_FEE" in rule["description"]
     )
     assert "expected move" in response["properties"]["reason"]["description"]
 

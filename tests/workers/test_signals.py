@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from workers.signals import SignalRule, decide
 
@@ -63,3 +64,17 @@ def test_the_probability_rule_fires_on_a_likely_move_towards_fair():
     assert directions(move, np.ones(4), policy).tolist() == [0.0] * 4, "no chances, no probability signal"
     why = explain(move[0], 0.0, 0.05, 0.01, 1.0, policy, SignalRule(), 0.0, 0.70, 0.10)
     assert why.startswith("BUY") and "chance higher 70%, lower 10%" in why and "65%" in why
+
+
+def test_the_one_line_rules_follow_or_fade_the_recent_move_at_their_threshold():
+    from workers.signals import SignalPolicy, confidence, directions
+
+    past = np.log1p(np.array([0.05, -0.05, 0.01, np.nan]))
+    zero = np.zeros(4)
+    assert directions(zero, np.ones(4), SignalPolicy("momentum", 0.03), past=past).tolist() == [1.0, -1.0, 0.0, 0.0]
+    assert directions(zero, np.ones(4), SignalPolicy("reversion", 0.03), past=past).tolist() == [-1.0, 1.0, 0.0, 0.0]
+    assert directions(zero, np.ones(4), SignalPolicy("momentum", 0.03)).tolist() == [0.0] * 4, "no moves, no signal"
+    # Every rule ranks rows by its own confidence; the fixed rule's is the gap in multiples of its threshold.
+    score, side = confidence("fixed", np.log(np.array([1 / 0.8, 1 / 1.3])), np.ones(2))
+    assert score == pytest.approx([2.0, 2.0]) and side.tolist() == [1.0, -1.0]
+    assert directions(np.log(np.array([1 / 0.85])), np.ones(1), SignalPolicy("fixed", 2.0)).tolist() == [0.0]

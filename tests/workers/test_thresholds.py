@@ -56,8 +56,8 @@ def test_the_pipeline_chooses_and_evaluates_with_the_configured_rule(configured,
     trained = gate.load_candidate(next(out_dir.rglob("model.pkl")))
     assert trained.rule == RULE
     edges = trained.choice["validation_signals"]
-    assert {key.split("/")[0] for key in edges} == {"gbm", "reversion", "forecast"}
-    assert "gbm/fixed" in edges and "reversion/volatility@2" in edges
+    assert {e["fair"] for e in edges.values()} == {"gbm", "reversion", "forecast", "market"}
+    assert {e["rule"] for e in edges.values()} == {"fixed", "volatility", "probability", "momentum", "reversion"}
 
     # The evaluation: its signal rates are the rule's on the test rows it wrote, not the defaults'.
     test = pd.read_parquet(next(out_dir.rglob("test.parquet")))

@@ -72,6 +72,12 @@ def _evaluate_one(input_path: Path, cfg: Any, as_json: bool) -> None:
         f"model vs naive MAPE improvement: {out['model_vs_naive_mape_improvement']:.2f}% "
         f"(90% card-resampled interval {low:.2f}% .. {high:.2f}%)"
     )
+    model = out["model"]
+    console.print(
+        f"signals on {model['signal_rate']:.2%} of card-days, {_pct(model['hit_rate'])} right; at the same rate "
+        f"momentum {_pct(out['momentum']['hit_rate'])}, reversion {_pct(out['reversion']['hit_rate'])} right "
+        f"(lift over the better: {_pts(model.get('signal_lift'))})"
+    )
 
 
 def _evaluate_all(folder: Path, cfg: Any, as_json: bool) -> None:
@@ -95,13 +101,15 @@ def _evaluate_all(folder: Path, cfg: Any, as_json: bool) -> None:
         "coverage 80%",
         "signals",
         "hit",
+        "momentum / reversion",
+        "lift",
         "spread",
     ):
         table.add_column(col, justify="left" if col == "feed" else "right")
     for name, feed in out.items():
         for h, row in feed["horizons"].items():
             if "error" in row:
-                table.add_row(f"{name} ({feed['cadence']})", h, row["error"], "", "", "", "", "")
+                table.add_row(f"{name} ({feed['cadence']})", h, row["error"], "", "", "", "", "", "", "")
                 continue
             low, high = row["improvement_interval_pct"]
             table.add_row(
@@ -112,6 +120,8 @@ def _evaluate_all(folder: Path, cfg: Any, as_json: bool) -> None:
                 f"{row['coverage']:.1%}",
                 f"{row['signal_rate']:.2%}",
                 _pct(row["hit_rate"]),
+                f"{_pct(row['momentum_hit_rate'])} / {_pct(row['reversion_hit_rate'])}",
+                _pts(row["signal_lift"]),
                 _pct(row["spread"]),
             )
     Console().print(table)  # data goes to stdout
@@ -119,3 +129,8 @@ def _evaluate_all(folder: Path, cfg: Any, as_json: bool) -> None:
 
 def _pct(value: float) -> str:
     return "-" if value is None or value != value else f"{value:.1%}"
+
+
+def _pts(value: float | None) -> str:
+    """A difference of rates in points: "+4.1 pts"."""
+    return "-" if value is None or value != value else f"{value * 100:+.1f} pts"

@@ -39,6 +39,7 @@ from workers.pipeline.metrics import (
 )
 from workers.pipeline.models import MODEL_WINDOW_FACTOR, PriceModel, make_models
 from workers.pipeline.models.base import signal_directions
+from workers.pipeline.models.fair import MAX_SIGNAL_SHARE
 from workers.signals import DEFAULT_RULE, SignalRule, labels
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,9 @@ class EvalConfig:
     n_boot: int = 1000
     max_train_rows: int = 300_000
     folds: int = 6
-    half_life_days: float | None = 35.0
+    # None: chosen per feed on validation; 0: off.
+    half_life_days: float | None = None
+    max_signal_share: float = MAX_SIGNAL_SHARE
     # processes fitting folds side by side; 0 = one per core up to PARALLEL_MAX_ROWS, else 1
     n_jobs: int = 0
 
@@ -125,12 +128,42 @@ def _score(test: pd.DataFrame, name: str, cfg: EvalConfig) -> dict[str, float]:
     return metrics
 
 
+def one_line_baselines(test: pd.DataFrame, model: dict[str, float]) -> tuple[dict[str, dict[str, float]], str | None]:
+    """Momentum and reversion at the model's own fire rate, and the model's lift over the better one.
+
+    They fire on as many test rows as the model did, those with the largest
+    moves over the last h observations: momentum in that move's direction,
+    reversion against it. The model's metrics gain `signal_lift` (its hit rate
+    minus the better one's, NaN when it never fired).
+
+    Returns:
+        Both rules' signal metrics, and the better one's name (None when the model never fired).
+    """
+    truth = test["target"].to_numpy()
+    past = test["recent_move"].to_numpy(dtype="float64")
+    n = int(model["n_signals"])
+    size = np.nan_to_num(np.abs(past), nan=0.0)
+    n = min(n, int((size > 0).sum()))
+    top = np.argpartition(-size, n - 1)[:n] if n else np.array([], dtype="int64")
+    out: dict[str, dict[str, float]] = {}
+    for kind, sign in (("momentum", 1.0), ("reversion", -1.0)):
+        way = np.zeros(len(test))
+        way[top] = sign * np.sign(past[top])
+        out[kind] = signal_metrics(labels(way), truth)
+    hits = {kind: out[kind]["hit_rate"] for kind in out if n}
+    best = max(hits, key=lambda kind: hits[kind]) if hits else None
+    model["signal_lift"] = model["hit_rate"] - hits[best] if best else float("nan")
+    return out, best
+
+
 def _fit_fold(
     start: pd.Timestamp, train: pd.DataFrame, test: pd.DataFrame, cfg: EvalConfig
 ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, PriceModel]]:
     """Train every model on one fold's training rows and forecast its test rows."""
     models: dict[str, PriceModel] = {}
-    built = make_models(cfg.horizon, cfg.fair_horizon, cfg.max_train_rows, cfg.half_life_days, cfg.rule, cfg.fee)
+    built = make_models(
+        cfg.horizon, cfg.fair_horizon, cfg.max_train_rows, cfg.half_life_days, cfg.rule, cfg.fee, cfg.max_signal_share
+    )
     for model in built:
         model.fit(train)
         fc = model.predict(test)
@@ -213,6 +246,8 @@ def walk_forward(features: pd.DataFrame, cfg: EvalConfig) -> EvalResult:
         raise ValueError("history too short for this horizon: no fold has both training and test rows")
     test = pd.concat(parts, ignore_index=True)
     metrics = {name: _score(test, name, cfg) for name in models}
+    one_line, best = one_line_baselines(test, metrics["model"])
+    metrics.update(one_line)
     truth = test["target"].to_numpy()
     improvement = card_bootstrap_improvement(
         test["card_id"].to_numpy(),
@@ -225,6 +260,7 @@ def walk_forward(features: pd.DataFrame, cfg: EvalConfig) -> EvalResult:
         "folds": folds,
         "horizon": cfg.horizon,
         "fair_horizon": cfg.fair_horizon,
+        "one_line_best": best,
     }
     cutoff = pd.Timestamp(test["date"].min())
     return EvalResult(cutoff, metrics, improvement, test, models, n_train, len(test), extra)

@@ -206,8 +206,22 @@ def _context_features(df: pd.DataFrame) -> None:
         df["set_move_28d"] = np.nan
 
 
+def recent_move(features: pd.DataFrame, horizon: int) -> np.ndarray:
+    """Each row's move over its card's last `horizon` observations (log units; NaN before that many).
+
+    What a collector reads off the chart, and the one-line rules' input (workers.signals).
+
+    Args:
+        features: sorted by card and date, with `log_price`.
+        horizon: observations back.
+    """
+    back = features.groupby("card_id", sort=False)["log_price"].shift(horizon)
+    return (features["log_price"] - back).to_numpy(dtype="float64")
+
+
 def add_target(features: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    """Add the forward log-return `target` and the target's date `target_date`.
+    """Add the forward log-return `target`, the target's date `target_date` and the
+    backward move over as many observations, `recent_move`.
 
     Args:
         features: output of build_features (sorted by card and date).
@@ -215,13 +229,14 @@ def add_target(features: pd.DataFrame, horizon: int) -> pd.DataFrame:
 
     Returns:
         The same frame with `target` (NaN where the card has no row h steps
-        ahead) and `target_date`.
+        ahead), `target_date` and `recent_move`.
     """
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
     grouped = features.groupby("card_id", sort=False)
     features["target"] = grouped["log_price"].shift(-horizon) - features["log_price"]
     features["target_date"] = grouped["date"].shift(-horizon)
+    features["recent_move"] = recent_move(features, horizon)
     return features
 
 

@@ -63,6 +63,15 @@ def summary_row(evaluation: dict[str, Any]) -> dict[str, Any]:
         "spread": model["spread"],
         "n_signals": model["n_signals"],
         "n_test": evaluation["n_test"],
+        # The one-line rules at the model's own fire rate, and the model's lift over the better one.
+        "momentum_hit_rate": evaluation["momentum"]["hit_rate"],
+        "reversion_hit_rate": evaluation["reversion"]["hit_rate"],
+        "one_line_best": evaluation.get("one_line_best"),
+        "signal_lift": model.get("signal_lift", float("nan")),
+        # What each retrain shipped: its rule, the recency half-life and the forecast's weight.
+        "rules": [fold.get("signal_rule", {}).get("rule", "none") for fold in evaluation.get("folds", [])],
+        "half_lives": [fold.get("half_life_days") for fold in evaluation.get("folds", [])],
+        "validation_hit_rates": [fold.get("signal_rule", {}).get("hit_rate") for fold in evaluation.get("folds", [])],
     }
 
 

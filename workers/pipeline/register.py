@@ -137,8 +137,9 @@ def register(
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(params)
         for name, metrics in evaluation.items():
-            if isinstance(metrics, dict) and name in ("model", "naive", "rolling_mean_3"):
-                mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in metrics.items() if np.isfinite(float(v))})
+            if isinstance(metrics, dict) and name in ("model", "naive", "rolling_mean_3", "momentum", "reversion"):
+                numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and v is not None}
+                mlflow.log_metrics({f"{name}.{k}": v for k, v in numbers.items() if np.isfinite(v)})
         mlflow.log_metric("model_vs_naive_mape_improvement", evaluation["model_vs_naive_mape_improvement"])
         if champion_realized:
             numbers = {k: float(v) for k, v in champion_realized.items() if isinstance(v, int | float) and v == v}

@@ -60,7 +60,8 @@ def eval_config(settings: PipelineSettings) -> EvalConfig:
         fee=settings.trade_fee,
         max_train_rows=settings.max_train_rows,
         folds=settings.eval_folds,
-        half_life_days=settings.half_life_days or None,
+        half_life_days=settings.half_life_days,
+        max_signal_share=settings.max_signal_share,
     )
 
 
@@ -109,7 +110,15 @@ def train(settings: PipelineSettings, source: str, day: date) -> dict[str, Any]:
     """Fit the candidate on all history (with its guarded fallback) and save it."""
     cfg = eval_config(settings)
     frame = with_targets(_load_features(settings, source), cfg.horizon, cfg.fair_horizon)
-    model = GBMModel(cfg.horizon, cfg.fair_horizon, cfg.max_train_rows, cfg.half_life_days, rule=cfg.rule, fee=cfg.fee)
+    model = GBMModel(
+        cfg.horizon,
+        cfg.fair_horizon,
+        cfg.max_train_rows,
+        cfg.half_life_days,
+        rule=cfg.rule,
+        fee=cfg.fee,
+        max_signal_share=cfg.max_signal_share,
+    )
     model.fit(frame)
     path = gate.save_candidate(model, DataStore(settings.data_dir).candidate_dir(day, source) / "model.pkl")
     return json_safe({"model": str(path), "selection": model.choice})
@@ -133,6 +142,8 @@ def evaluate(settings: PipelineSettings, source: str, day: date) -> dict[str, An
             "model_vs_naive_mape_improvement": evaluation["model_vs_naive_mape_improvement"],
             "signal_rate": evaluation["model"]["signal_rate"],
             "hit_rate": evaluation["model"]["hit_rate"],
+            "signal_lift": evaluation["model"].get("signal_lift"),
+            "one_line_best": evaluation.get("one_line_best"),
         }
     )
 
@@ -157,6 +168,15 @@ def register(settings: PipelineSettings, source: str, day: date) -> dict[str, An
         "signal_rule": getattr(model, "signal_policy", FIXED).rule,
         "signal_k": getattr(model, "signal_policy", FIXED).k,
         "signal_rule_reason": getattr(model, "signal_policy", FIXED).reason[:500],
+        # How the rule did on validation, and the better one-line rule at its rate.
+        "signal_validation_hit_rate": getattr(model, "signal_policy", FIXED).hit_rate,
+        "signal_validation_fire_rate": getattr(model, "signal_policy", FIXED).fire_rate,
+        "signal_baseline": getattr(model, "signal_policy", FIXED).baseline,
+        "signal_baseline_hit_rate": getattr(model, "signal_policy", FIXED).baseline_hit_rate,
+        "one_line_best": evaluation.get("one_line_best"),
+        # The recency half-life and the forecast's weight, chosen on validation.
+        "half_life_days": getattr(model, "choice", {}).get("half_life_days"),
+        "forecast_weight": getattr(model, "choice", {}).get("forecast_weight"),
         "train_fraction": settings.train_fraction,
         # Baselines are first-class models and register too; they have no selection.
         "forecast_choice": getattr(model, "choice", {}).get("forecast", model.name),

@@ -26,7 +26,17 @@ from contracts.messages import ItemError, PriceQuotes, Quote, Reply, SignalBasis
 from workers.config import WorkerSettings
 from workers.serving.changes import ChangeRecorder
 from workers.serving.runtime import StreamWorker
-from workers.signals import FIXED, MIN_TYPICAL_MOVE, SignalPolicy, SignalRule, deviation, directions, explain, labels
+from workers.signals import (
+    FIXED,
+    MIN_TYPICAL_MOVE,
+    ONE_LINE_RULES,
+    SignalPolicy,
+    SignalRule,
+    deviation,
+    directions,
+    explain,
+    labels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +57,21 @@ def decide_quotes(
         basis: the model version's signal rule (None: the fixed rule).
         fee: the trade fee an expected move must clear.
     """
-    policy = SignalPolicy(basis.rule, basis.k, basis.reason) if basis else FIXED
+    policy = (
+        SignalPolicy(
+            basis.rule,
+            basis.k,
+            basis.reason,
+            basis.hit_rate,
+            basis.fire_rate,
+            basis.baseline,
+            basis.baseline_hit_rate,
+            basis.baseline_k,
+            basis.horizon,
+        )
+        if basis
+        else FIXED
+    )
     priced = [q for q in quotes if isinstance(q, Quote)]
     market = np.array([q.market_price for q in priced], dtype="float64")
     fair = np.array([q.fair_price for q in priced], dtype="float64")
@@ -58,13 +82,22 @@ def decide_quotes(
     with_chances = bool(priced) and all(q.chance_up is not None and q.chance_down is not None for q in priced)
     up = np.array([q.chance_up for q in priced], dtype="float64") if with_chances else None
     down = np.array([q.chance_down for q in priced], dtype="float64") if with_chances else None
-    way = directions(move, typical, policy, rule, fee, up, down)
+    past = np.array([np.nan if q.recent_move is None else q.recent_move for q in priced], dtype="float64")
+    way = directions(move, typical, policy, rule, fee, up, down, past)
     signals = labels(way)
+    # What the one-line rule the model's was measured against says here (or the one that decided).
+    line_kind = policy.rule if policy.rule in ONE_LINE_RULES else policy.baseline
+    line_k = policy.k if policy.rule in ONE_LINE_RULES else policy.baseline_k
+    line = (
+        labels(directions(move, typical, SignalPolicy(line_kind, line_k), past=past))  # type: ignore[arg-type]
+        if line_kind in ONE_LINE_RULES and line_k is not None
+        else [None] * len(priced)
+    )
     devs = deviation(market, fair) * 100
     # Which HOLDs the fee made, for the reasons: one vectorized call, not one per card.
-    before_fee = directions(move, typical, policy, rule, 0.0, up, down) if fee > 0 else way
+    before_fee = directions(move, typical, policy, rule, 0.0, up, down, past) if fee > 0 else way
     reasons = [
-        explain(m, lo, hi, t, w, policy, rule, fee, q.chance_up, q.chance_down, before_fee=b)
+        explain(m, lo, hi, t, w, policy, rule, fee, q.chance_up, q.chance_down, before_fee=b, past=q.recent_move)
         for q, m, lo, hi, t, w, b in zip(priced, move, low, high, typical, way, before_fee, strict=True)
     ]
     # Built from validated quotes: construct without re-validating, and give
@@ -93,11 +126,18 @@ def decide_quotes(
             typical_move_pct=round(float(np.expm1(t) * 100), 3),
             chance_up=q.chance_up,
             chance_down=q.chance_down,
+            recent_move_pct=None if q.recent_move is None else round(float(np.expm1(q.recent_move) * 100), 3),
+            rule_hit_rate=policy.hit_rate,
+            rule_fire_rate=policy.fire_rate,
+            one_line_rule=line_kind if line_kind in ONE_LINE_RULES else None,
+            one_line_signal=None if o is None else str(o),  # type: ignore[arg-type]
             currency=q.currency,
             model_version=q.model_version,
             served_by=q.served_by,
         )
-        for q, s, d, m, lo, hi, t, why in zip(priced, signals, devs, move, low, high, typical, reasons, strict=True)
+        for q, s, d, m, lo, hi, t, why, o in zip(
+            priced, signals, devs, move, low, high, typical, reasons, line, strict=True
+        )
     )
     return [next(decided) if isinstance(q, Quote) else q for q in quotes]
 

@@ -56,6 +56,7 @@ class ServingState:
     typical: np.ndarray
     up: np.ndarray | None
     down: np.ndarray | None
+    recent: np.ndarray  # the card's move over the last h observations (log units; NaN before that many)
     basis: SignalBasis
     info: dict[str, tuple[str | None, str | None, str | None]]  # card_id -> (name, set, currency)
 
@@ -85,9 +86,17 @@ class ServingState:
                 has_chances = False
             else:
                 out["up"][sl], out["down"][sl] = fc.up, fc.down
+        policy = getattr(model, "signal_policy", FIXED)
+        # What the one-line rules read: the move over the last h observations, as the pipeline computed it.
+        log_price = np.log(out["market"])
+        codes, uniques = pd.factorize(state["card_id"], sort=False)
+        h = int(getattr(model, "horizon", 1))
+        recent = np.full(n, np.nan, dtype="float32")
+        if n > h:
+            same = codes[h:] == codes[:-h]
+            recent[h:] = np.where(same, log_price[h:] - log_price[:-h], np.nan)
         # Per-card boundaries from integer codes: materializing one Python
         # string per row (millions) would fragment the heap for good.
-        codes, uniques = pd.factorize(state["card_id"], sort=False)
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if n else np.array([], int)
         ends = np.r_[starts[1:], n] if n else starts
         cards = {str(uniques[codes[s]]): (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
@@ -105,9 +114,18 @@ class ServingState:
         )
         if not has_chances:
             out["up"] = out["down"] = None  # type: ignore[assignment]
-        policy = getattr(model, "signal_policy", FIXED)
-        basis = SignalBasis(rule=policy.rule, k=policy.k, reason=policy.reason[:1000])
-        return cls(version=version, cards=cards, days=days, volume=volume, info=info, basis=basis, **out)
+        basis = SignalBasis(
+            rule=policy.rule,
+            k=policy.k,
+            reason=policy.reason[:1000],
+            hit_rate=getattr(policy, "hit_rate", None),
+            fire_rate=getattr(policy, "fire_rate", None),
+            baseline=getattr(policy, "baseline", None),
+            baseline_hit_rate=getattr(policy, "baseline_hit_rate", None),
+            baseline_k=getattr(policy, "baseline_k", None),
+            horizon=max(int(getattr(policy, "horizon", h) or h), 1),
+        )
+        return cls(version=version, cards=cards, days=days, volume=volume, info=info, basis=basis, recent=recent, **out)
 
     def __len__(self) -> int:
         return len(self.days)
@@ -161,6 +179,7 @@ class ServingState:
                     typical_move=round(float(self.typical[row]), 5),
                     chance_up=None if self.up is None else round(float(self.up[row]), 4),
                     chance_down=None if self.down is None else round(float(self.down[row]), 4),
+                    recent_move=None if np.isnan(self.recent[row]) else round(float(self.recent[row]), 5),
                     currency=self.info[item.card_id][2],
                     model_version=self.version,
                     served_by=served_by,

@@ -94,18 +94,27 @@ def test_reversion_fair_is_the_mean_of_3_on_cards_that_trade_and_the_market_else
     assert fair["thin"] == 0.0, "a card that does not trade keeps fair = market"
 
 
-def test_the_pair_shipped_is_the_qualifying_one_with_the_largest_net_edge(reverting) -> None:
-    from workers.pipeline.models.fair import HIT_MARGIN, MIN_HIT_RATE
+def test_the_rule_shipped_qualifies_and_has_the_most_reliable_signals_of_those_that_do(reverting) -> None:
+    from workers.pipeline.models import fair as f
 
     choice = reverting.models["model"].choice
     table = choice["validation_signals"]
-    assert {key.split("/")[0] for key in table} == {"gbm", "reversion", "forecast"}
+    assert {e["fair"] for e in table.values()} == {"gbm", "reversion", "forecast", "market"}
+    n_rows = max(e["n"] / e["rate"] for e in table.values() if e["n"])
     passing = {
-        k: e["total_net"]
+        k: e
         for k, e in table.items()
-        if e["n"] >= max(20, 0.005 * e["n"] / max(e["rate"], 1e-9)) and e["hit_rate"] >= MIN_HIT_RATE + HIT_MARGIN
+        if e["rule"] in f.MODEL_RULES
+        and e["n"] >= max(f.MIN_VALIDATION_SIGNALS, f.MIN_SIGNAL_SHARE * n_rows)
+        and e["rate"] <= f.MAX_SIGNAL_SHARE
+        and e["hit_rate"] >= f.GOAL_HIT + f.HIT_MARGIN
+        and e["hit_low"] >= f.MIN_HIT_LOW
+        and e["lift"] >= f.GOAL_LIFT + f.LIFT_MARGIN
+        and e["windows_won"] * 2 > e["windows"]
+        and not e["spread"] <= 0
     }
     assert passing, "signals on a reverting market pass validation"
-    best = max(passing, key=passing.__getitem__)
+    best = max(passing.values(), key=lambda e: (e["hit_low"], e["hit_rate"], e["n"]))
     policy = reverting.models["model"].signal_policy
-    assert best == f"{choice['fair']}/{policy.rule}" + (f"@{policy.k:g}" if policy.k else "")
+    assert (policy.rule, policy.k, choice["fair"]) == (best["rule"], best["k"], best["fair"])
+    assert policy.hit_rate == pytest.approx(best["hit_rate"], abs=1e-4) and policy.baseline in {"momentum", "reversion"}

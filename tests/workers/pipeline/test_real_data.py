@@ -1,58 +1,63 @@
-"""Model behaviour on the real histories in ../shared/data (skipped without them)."""
+"""Model behaviour on the real histories in ../shared/data (skipped without them).
+
+The whole cross-feed table, as `pokewatch evaluate --all ../shared/data` prints
+it, held to the product's goals on every feed and horizon: signals fire on no
+card-day or on 0.5-10% of them; where they fire they are right at least 60%
+of the time and 3 points more often than the better one-line rule at the same
+rate (or are that one-line rule, shipped as such, right 60% of the time on its
+own); the forecast is no worse than naive by more than 0.5%; the 80% interval
+covers 75-85% of outcomes.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import Any
+
 import pytest
 
-from workers.pipeline.evaluate import EvalConfig, walk_forward
-from workers.pipeline.features import build_features
-from workers.pipeline.schema import validate
-from workers.pipeline.sources.file import FileSource
+from workers.pipeline.evaluate import EvalConfig
+from workers.pipeline.feeds import evaluate_feeds
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 
-def _features(path) -> pd.DataFrame:
-    checked = validate(FileSource(path).fetch(pd.Timestamp.today().date()))
-    assert checked.quarantined.empty
-    return build_features(checked.clean)
-
-
 @pytest.fixture(scope="module")
-def nayel(request):
+def table(request) -> dict[str, Any]:
     from tests.conftest import SHARED_DATA
 
-    path = SHARED_DATA / "nayel_weekly.parquet"
-    if not path.exists():
-        pytest.skip(f"real price histories not found at {SHARED_DATA}")
-    return walk_forward(_features(path), EvalConfig(horizon=1, n_boot=300))
+    if not (SHARED_DATA / "nayel_weekly.parquet").exists():
+        pytest.skip(f"real price histories not found at {SHARED_DATA} (they live beside the repo, not in it)")
+    return evaluate_feeds(SHARED_DATA, EvalConfig(n_boot=300))
 
 
-def test_weekly_forecast_beats_naive_with_confidence(nayel):
-    point, low, _ = nayel.improvement
-    assert point >= 0.015, f"model vs naive MAPE improvement {point:.2%} < 1.5%"
-    assert low > 0
-    assert nayel.metrics["rolling_mean_3"]["mape"] > nayel.metrics["naive"]["mape"] * 1.2
+def _rows(table: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    rows = [(f"{feed} h={h}", row) for feed, f in table.items() for h, row in f["horizons"].items() if "error" not in row]
+    assert len(rows) >= 7, "every shared feed at its horizons"
+    return rows
 
 
-def test_weekly_signals_meet_the_signal_goal_and_beat_the_original_rule(nayel):
-    model, old = nayel.metrics["model"], nayel.metrics["rolling_mean_3"]
-    assert model["signal_rate"] >= 0.005
-    assert model["hit_rate"] >= 0.55 and model["hit_rate"] > old["hit_rate"]
-    assert model["fwd_return_buy"] > model["fwd_return_sell"]
+def test_signals_are_the_exception_on_every_feed_and_horizon(table) -> None:
+    for name, row in _rows(table):
+        assert row["signal_rate"] == 0 or 0.005 <= row["signal_rate"] <= 0.10, (name, row)
 
 
-@pytest.mark.parametrize("horizon", [1, 7])
-def test_daily_japanese_no_worse_than_naive(shared_data, horizon):
-    result = walk_forward(
-        _features(shared_data / "pokeca_souba_daily.parquet"), EvalConfig(horizon=horizon, n_boot=200)
-    )
-    assert result.metrics["model"]["mape"] <= result.metrics["naive"]["mape"] * 1.005
-    if horizon == 1:
-        # This feed holds about two months: each fold validates its rule on a
-        # handful of days, and the signals that fire are right more often
-        # than the original rule's (38%) but short of the 55% goal (README).
-        model, old = result.metrics["model"], result.metrics["rolling_mean_3"]
-        assert model["signal_rate"] >= 0.005
-        assert model["hit_rate"] > old["hit_rate"] + 0.1
+def test_where_signals_fire_they_are_right_and_beat_what_the_chart_alone_says(table) -> None:
+    for name, row in _rows(table):
+        if not row["n_signals"]:
+            continue
+        assert row["hit_rate"] >= 0.60, (name, row)
+        one_line = [r for r in row["rules"] if r in ("momentum", "reversion")]
+        if len(one_line) < len(row["rules"]):  # a model rule fired in some retrain: it must beat the one-liners
+            assert row["signal_lift"] >= 0.03, (name, row)
+
+
+def test_the_forecast_is_no_worse_than_naive_and_beats_it_on_the_weekly_feed(table) -> None:
+    for name, row in _rows(table):
+        assert row["improvement_pct"] >= -0.5, (name, row)
+    weekly = table["nayel_weekly.parquet"]["horizons"]["1"]
+    assert weekly["improvement_pct"] >= 1.5 and weekly["improvement_interval_pct"][0] > 0, weekly
+
+
+def test_the_interval_covers_75_to_85_percent_everywhere(table) -> None:
+    for name, row in _rows(table):
+        assert 0.75 <= row["coverage"] <= 0.85, (name, row)

@@ -30,22 +30,22 @@ def smooth_features() -> pd.DataFrame:
 
 
 def test_a_volatility_scaled_signal_fires_on_a_smooth_market_where_fixed_thresholds_do_not(smooth_features):
-    from workers.pipeline.models.fair import HIT_MARGIN, MIN_HIT_RATE
+    from workers.pipeline.models.fair import GOAL_HIT, HIT_MARGIN
 
     result = walk_forward(smooth_features, EvalConfig(n_boot=100, folds=2))
     model = result.models["model"]
     table = model.choice["validation_signals"]
     # On the held-out dates the fixed thresholds never fire; the volatility rule fires and is right.
-    assert all(table[f"{fair}/fixed"]["n"] == 0 for fair in ("gbm", "reversion", "forecast"))
-    scaled = table["gbm/volatility@2"]
-    assert scaled["rate"] >= 0.005 and scaled["hit_rate"] >= MIN_HIT_RATE + HIT_MARGIN, scaled
+    assert all(e["n"] == 0 for e in table.values() if e["rule"] == "fixed")
+    scaled = [e for e in table.values() if e["rule"] == "volatility" and e["rate"] >= 0.005]
+    assert any(e["hit_rate"] >= GOAL_HIT + HIT_MARGIN for e in scaled), scaled
     # What ships (the best qualifying rule) fires on later dates and is right there too.
     assert model.signal_policy.rule in {"volatility", "probability"}, model.choice["signal_rule"]
     assert "validated on" in model.signal_policy.reason
     fixed = direction(result.test["fair_model"].to_numpy(), model.rule)
     assert not fixed.any(), "no fair price is 10% / 15% away from the market here"
     m = result.metrics["model"]
-    assert m["signal_rate"] >= 0.005 and m["hit_rate"] >= 0.55, m
+    assert 0.005 <= m["signal_rate"] <= 0.10 and m["hit_rate"] >= 0.60, m
     assert m["fwd_return_buy"] > m["fwd_return_sell"]
 
 
@@ -57,20 +57,29 @@ def test_a_fee_no_expected_move_clears_leaves_every_card_on_hold_with_the_reason
 
 
 def test_no_rule_qualifies_when_its_buys_are_followed_by_lower_moves_than_its_sells() -> None:
-    from workers.pipeline.models.fair import choose_signals
+    from workers.pipeline.models.fair import GOAL_HIT, HIT_MARGIN, choose_signals
     from workers.signals import DEFAULT_RULE
 
-    # 400 rows: a fair level 20% above the market on the first 20 (BUY under the
-    # fixed rule), 20% below on the other 380 (SELL). Every SELL is right, the
-    # price falling 1.5%; half the BUYs are right by 1%, half wrong by 5%. The
-    # rule is right 97.5% of the time with a positive mean move, and yet a BUY
-    # is followed by a lower price (-2%) than a SELL (-1.5%).
-    fair = np.concatenate([np.full(20, 0.2), np.full(380, -0.2)])
-    realised = np.log1p(np.concatenate([np.full(10, 0.01), np.full(10, -0.05), np.full(380, -0.015)]))
+    # 400 rows: a fair level 30% above the market on the first 20 (BUY under the
+    # fixed rule), about 20% below on the other 380 (SELL). Every SELL is right,
+    # the price falling 1.5%; half the BUYs are right by 1%, half wrong by 5%.
+    # Ranked by its confidence the rule fires on the BUYs first, then on SELLs:
+    # at every share it is right most of the time with a positive mean move,
+    # and yet a BUY is followed by a lower price (-2%) than a SELL (-1.5%).
+    fair = np.concatenate([np.full(20, 0.3), -0.2 - np.linspace(0, 0.01, 380)])
+    buys = np.concatenate([np.full(10, 0.01), np.full(10, -0.05)])
     typical = np.full(400, 0.05)
     dates = np.arange(400) % 40
-    _, policy, table = choose_signals({"gbm": fair}, typical, realised, DEFAULT_RULE, dates=dates)
-    edge = table["gbm/fixed"]
-    assert edge["hit_rate"] == pytest.approx(0.975) and edge["mean_edge"] > 0
-    assert edge["spread"] == pytest.approx(-0.005)
+
+    def choose(buy_moves: np.ndarray):
+        realised = np.log1p(np.concatenate([buy_moves, np.full(380, -0.015)]))
+        return choose_signals({"gbm": fair}, typical, realised, DEFAULT_RULE, dates=dates, cap=1.0)
+
+    _, policy, table = choose(buys)
+    both = [e for k, e in table.items() if e["rule"] == "fixed" and e["n"] > 20]
+    assert both and all(e["hit_rate"] >= GOAL_HIT + HIT_MARGIN and e["mean_edge"] > 0 for e in both)
+    assert all(e["spread"] == pytest.approx(-0.005) for e in both)
     assert policy.rule == "none" and "BUYs followed by higher moves than SELLs" in policy.reason
+    # The same rows with every BUY right: the fixed rule ships.
+    _, policy, _ = choose(np.full(20, 0.01))
+    assert policy.rule == "fixed", policy

@@ -71,3 +71,36 @@ def test_the_model_versions_rule_decides_and_each_signal_says_why() -> None:
     assert fee_smooth.signal == "HOLD" and "does not clear the 5% trade fee" in fee_smooth.reason
     (held,) = decide_quotes([smooth], "r", SignalRule(0.1, 0.15), SignalBasis(rule="none", reason="nothing validated"))
     assert (held.signal, held.rule) == ("HOLD", "none") and "nothing validated" in held.reason
+
+
+def test_each_signal_says_how_its_rule_did_and_what_the_chart_alone_says() -> None:
+    from contracts.messages import SignalBasis
+
+    rose = make_quote("rose", 100.0, 104.0).model_copy(update={"typical_move": 0.01, "recent_move": 0.05})
+    fell = make_quote("fell", 100.0, 104.0).model_copy(update={"typical_move": 0.01, "recent_move": -0.01})
+    basis = SignalBasis(
+        rule="volatility", k=2.0, hit_rate=0.66, fire_rate=0.03, baseline="momentum", baseline_hit_rate=0.55,
+        baseline_k=0.04, horizon=7,
+    )  # fmt: skip
+    up, down = decide_quotes([rose, fell], "r", SignalRule(0.1, 0.15), basis)
+    assert (up.signal, up.rule_hit_rate, up.rule_fire_rate, up.one_line_rule) == ("BUY", 0.66, 0.03, "momentum")
+    # Momentum fires at moves of 4% or more: the 5.1% rise says BUY, the 1% fall says nothing.
+    assert (up.one_line_signal, down.one_line_signal) == ("BUY", "HOLD")
+    assert up.recent_move_pct == pytest.approx(5.127, abs=1e-3)
+    assert "right 66% of the time" in up.reason and "momentum at that rate" in up.reason
+    assert "rose 5.1% over 7 observations" in up.reason and "fell 1.0% over 7 observations" in down.reason
+
+
+def test_a_one_line_rule_that_shipped_decides_by_the_cards_recent_move_and_says_so() -> None:
+    from contracts.messages import SignalBasis
+
+    quotes = [
+        make_quote(card, 100.0, 100.0).model_copy(update={"recent_move": move})
+        for card, move in (("up", 0.041), ("down", -0.06), ("flat", 0.01), ("new", None))
+    ]
+    basis = SignalBasis(rule="reversion", k=0.03, hit_rate=0.68, fire_rate=0.021, horizon=7)
+    out = decide_quotes(quotes, "r", SignalRule(0.1, 0.15), basis)
+    assert [r.signal for r in out] == ["SELL", "BUY", "HOLD", "HOLD"]
+    assert {r.one_line_rule for r in out} == {"reversion"} and out[0].one_line_signal == "SELL"
+    assert out[0].reason.startswith("SELL: rose 4.2% over 7 observations; reversion rule")
+    assert "turned back 68% of the time" in out[0].reason and "no price 7 observations back" in out[3].reason

@@ -15,7 +15,13 @@ from __future__ import annotations
 
 from workers.pipeline.models.base import INTERVAL, Forecast, PriceModel
 from workers.pipeline.models.baselines import NaiveModel, RollingMeanModel
-from workers.pipeline.models.fair import MIN_VALIDATION_SIGNALS, choose_signals, reversion_fair, signal_edge
+from workers.pipeline.models.fair import (
+    MAX_SIGNAL_SHARE,
+    MIN_VALIDATION_SIGNALS,
+    choose_signals,
+    reversion_fair,
+    signal_edge,
+)
 from workers.pipeline.models.gbm import MODEL_WINDOW_FACTOR, GBMModel
 from workers.signals import DEFAULT_RULE, SignalRule
 
@@ -39,14 +45,17 @@ def make_models(
     horizon: int,
     fair_horizon: int,
     max_train_rows: int = 300_000,
-    half_life_days: float | None = 35.0,
+    half_life_days: float | None = None,
     rule: SignalRule = DEFAULT_RULE,
     fee: float = 0.0,
+    max_signal_share: float = MAX_SIGNAL_SHARE,
 ) -> list[PriceModel]:
     """The candidate model (choosing its fair level and signal rule under `rule` and `fee`)
     followed by the two baselines."""
     return [
-        GBMModel(horizon, fair_horizon, max_train_rows, half_life_days or None, rule=rule, fee=fee),
+        GBMModel(
+            horizon, fair_horizon, max_train_rows, half_life_days, rule=rule, fee=fee, max_signal_share=max_signal_share
+        ),
         NaiveModel(horizon=horizon),
         RollingMeanModel(horizon=horizon),
     ]

@@ -29,6 +29,8 @@ class Forecast:
     # Chances that the price is higher / lower after the horizon (None: the model has no direction model).
     up: np.ndarray | None = None
     down: np.ndarray | None = None
+    # The rows' moves over the last h observations (the one-line rules' input; None: not known).
+    past: np.ndarray | None = None
 
 
 class PriceModel(Protocol):
@@ -43,7 +45,7 @@ class PriceModel(Protocol):
 def signal_directions(model: object, fc: Forecast, rule: SignalRule, fee: float) -> np.ndarray:
     """+1 / -1 / 0 (BUY / SELL / HOLD) of a model's forecast under the signal rule it ships with."""
     policy = getattr(model, "signal_policy", FIXED)
-    return directions(fc.fair, typical_move(fc.low, fc.high), policy, rule, fee, fc.up, fc.down)
+    return directions(fc.fair, typical_move(fc.low, fc.high), policy, rule, fee, fc.up, fc.down, fc.past)
 
 
 def residual_band(residuals: pd.Series) -> tuple[float, float]:

@@ -99,6 +99,24 @@ class Design:
         return cls(columns, edges, _quantize(X, edges))
 
 
+def _training_arrays(
+    rows: pd.DataFrame, target: str, median_of_price: bool, half_life_days: float | None, design: Design
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The design, target and weights a fit learns from (rows below MIN_RECENCY_WEIGHT left out)."""
+    y = rows[target].to_numpy(dtype="float64")
+    weight = recency_weight(rows["date"], half_life_days)
+    X = design.X
+    keep = weight >= MIN_RECENCY_WEIGHT
+    if not keep.all():
+        X, y, weight = X[keep], y[keep], weight[keep]
+    if median_of_price:
+        # Absolute error on the price ratio, weighted by 1/actual, is the
+        # MAPE of the forecast price.
+        weight = weight * np.exp(-y)
+        y = np.expm1(y)
+    return X, y, weight
+
+
 @dataclass
 class Fitted:
     """One fitted estimator, the feature columns it uses and their bin edges."""
@@ -119,19 +137,24 @@ class Fitted:
         **kw: Any,
     ) -> Fitted:
         design = design or Design.of(rows)
-        y = rows[target].to_numpy(dtype="float64")
-        weight = recency_weight(rows["date"], half_life_days)
-        X = design.X
-        keep = weight >= MIN_RECENCY_WEIGHT
-        if not keep.all():
-            X, y, weight = X[keep], y[keep], weight[keep]
-        if median_of_price:
-            # Absolute error on the price ratio, weighted by 1/actual, is the
-            # MAPE of the forecast price.
-            weight = weight * np.exp(-y)
-            y = np.expm1(y)
+        X, y, weight = _training_arrays(rows, target, median_of_price, half_life_days, design)
         est = regressor(loss, **kw).fit(X, y, sample_weight=weight)
         return cls(est, design.columns, design.edges)
+
+    def grow(
+        self, rows: pd.DataFrame, target: str, max_iter: int, median_of_price: bool, half_life_days: float | None,
+        design: Design,
+    ) -> Fitted:  # fmt: skip
+        """Carry on boosting to `max_iter` iterations on the rows (and settings) it was fitted on.
+
+        The result is the fit `max_iter` iterations would have made from the start:
+        a cheap first fit can be judged before paying for the whole of it.
+        """
+        X, y, weight = _training_arrays(rows, target, median_of_price, half_life_days, design)
+        self.estimator.set_params(max_iter=max_iter, warm_start=True)
+        self.estimator.fit(X, y, sample_weight=weight)
+        self.estimator.set_params(warm_start=False)
+        return self
 
     def predict(self, frame: pd.DataFrame, median_of_price: bool = False) -> np.ndarray:
         X = _quantize(frame[self.columns].to_numpy(dtype="float32"), self.edges)

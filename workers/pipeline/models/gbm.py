@@ -12,7 +12,7 @@ import pandas as pd
 from workers.pipeline.metrics import ape_of_returns, card_bootstrap_improvement, mape_of_returns
 from workers.pipeline.models.base import INTERVAL, Forecast
 from workers.pipeline.models.boosting import Design, Direction, Fitted, recent
-from workers.pipeline.models.fair import FAIR_PARAMS, choose_signals, pair_key, reversion_fair
+from workers.pipeline.models.fair import FAIR_PARAMS, MAX_SIGNAL_SHARE, choose_signals, ranking, reversion_fair
 from workers.pipeline.models.interval import conformal_adjustment
 from workers.signals import DEFAULT_RULE, SignalPolicy, SignalRule, typical_move
 
@@ -41,6 +41,23 @@ QUANTILE_PARAMS: dict[str, Any] = {"learning_rate": 0.25, "max_iter": 40, "max_l
 # feed, where recency weights have fallen below 5%; the quantile leaf updates
 # cost as much a row as the forecast's.
 QUANTILE_ROWS = 100_000
+# The recency half-lives tried on validation (days; 0 = every row counts the
+# same): which one a feed wants depends on how fast its market changes regime,
+# so none is fixed. A smooth trending market wants all its history; one whose
+# sets go through hype and reprints wants the last months.
+HALF_LIFE_CANDIDATES: tuple[float, ...] = (0.0, 90.0, 35.0)
+# Candidates are compared after this many of the forecast's iterations; the
+# winner alone boosts on to its full length.
+HALF_LIFE_PROBE_ITER = 25
+# The forecast shipped is w * the GBM's move, w chosen on validation: where the
+# GBM's moves are right in direction but too large (a trend it overshoots)
+# a shrunk forecast beats both it and naive.
+BLEND_WEIGHTS = (0.25, 0.5, 0.75, 1.0)
+
+
+def recent_moves(frame: pd.DataFrame) -> np.ndarray | None:
+    """The rows' moves over the last h observations (the one-line rules' input), if the frame has them."""
+    return frame["recent_move"].to_numpy(dtype="float64") if "recent_move" in frame.columns else None
 
 
 def _fit_bounds(
@@ -84,14 +101,15 @@ class GBMModel:
     horizon: int = 1
     fair_horizon: int = 8
     max_train_rows: int = 300_000
-    # Recent history counts more: card markets change regime (a set's hype,
-    # a reprint), and a rolling backtest on the weekly feed gains most with
-    # weights that halve every five weeks.
-    half_life_days: float | None = 35.0
+    # Recency weighting: None = chosen on validation among HALF_LIFE_CANDIDATES
+    # (the default); 0 = off; a number fixes it.
+    half_life_days: float | None = None
     # The BUY/SELL rule the fair candidate is chosen for: the one evaluation and serving use.
     rule: SignalRule = DEFAULT_RULE
     # The trade fee an expected move must clear (POKEWATCH_TRADE_FEE).
     fee: float = 0.0
+    # The largest share of card-days a signal rule may fire on (POKEWATCH_MAX_SIGNAL_SHARE).
+    max_signal_share: float = MAX_SIGNAL_SHARE
     name: str = "model"
     choice: dict[str, Any] = field(default_factory=dict)
     drift: float = 0.0
@@ -102,13 +120,20 @@ class GBMModel:
     _direction: Any = None
 
     # ---------------------------------------------------------------- fit
+    @property
+    def half_life(self) -> float | None:
+        """The recency half-life in force: the one chosen on validation, else the configured one (0: none)."""
+        hl = self.choice.get("half_life_days", self.half_life_days)
+        return float(hl) if hl else None
+
     def fit(self, train: pd.DataFrame) -> GBMModel:
-        hl = self.half_life_days
         rows = recent(train[train["target"].notna()], MODEL_WINDOW_FACTOR * self.max_train_rows)
         if rows.empty:
             raise ValueError("no training rows with a known target: history too short for the horizon")
         self._low = self._high = None
+        self.choice = {}
         self.choice = self._select(rows)  # sets the calibrated bounds where it can calibrate them
+        hl = self.half_life
         rows = recent(rows, self.max_train_rows)
         self.drift = float(np.median(rows["target"]))
         design = Design.of(rows)
@@ -125,14 +150,15 @@ class GBMModel:
         if self._low is None:
             self._low, self._high = _fit_bounds(rows, hl, design)
         if self.choice["fair"] == "gbm":
-            self._fair = Fitted.fit(rows[rows["level"].notna()], "level", "squared_error", **FAIR_PARAMS)
+            self._fair = Fitted.fit(
+                rows[rows["level"].notna()], "level", "squared_error", half_life_days=hl, **FAIR_PARAMS
+            )
         if self.signal_policy.rule == "probability":
             self._direction = Direction.fit(rows, hl if self.choice.get("direction_weighting") == "recency" else None)
         return self
 
     def _select(self, rows: pd.DataFrame) -> dict[str, Any]:
         """Decide on a held-out slice of the training window what to ship."""
-        hl = self.half_life_days
         dates = np.sort(rows["date"].unique())
         if len(dates) < 10:
             logger.warning("only %d training dates: shipping naive, fair = market", len(dates))
@@ -152,14 +178,14 @@ class GBMModel:
             if periods >= MIN_CALIBRATION_PERIODS:
                 # Still outcomes the fits have not seen: the band is calibrated on them.
                 early["interval_adjust"], early["validation_raw_coverage"], _ = self._calibration(
-                    sub, val, np.zeros(len(val))
+                    sub, val, np.zeros(len(val)), self.half_life
                 )
             return early
         yv = val["target"].to_numpy()
         design = Design.of(sub)
-        gbm_ret = Fitted.fit(
-            sub, "target", "absolute_error", median_of_price=True, half_life_days=hl, design=design, **FORECAST_PARAMS
-        ).predict(val, median_of_price=True)
+        hl, gbm_ret, by_half_life = self._choose_half_life(sub, val, design)
+        weight, by_weight = _blend_weight(gbm_ret, yv)
+        gbm_ret = weight * gbm_ret
         scores = {
             "gbm": mape_of_returns(gbm_ret, yv),
             "naive": mape_of_returns(np.zeros_like(yv), yv),
@@ -175,9 +201,13 @@ class GBMModel:
         _, drift_low, _ = card_bootstrap_improvement(cards, ape_of_returns(drift_ret, yv), naive_ape, n_boot=200)
         forecast = "gbm" if gbm_low > 0 else "drift" if drift_low > 0 else "naive"
         shipped = {"gbm": gbm_ret, "drift": drift_ret, "naive": np.zeros_like(yv)}[forecast]
-        adjust, raw_coverage, typical = self._calibration(sub, val, shipped, design)
+        adjust, raw_coverage, typical = self._calibration(sub, val, shipped, hl, design)
         choice: dict[str, Any] = {
             "forecast": forecast,
+            "half_life_days": hl or 0.0,
+            "validation_half_life_mape": by_half_life,
+            "forecast_weight": weight,
+            "validation_weight_mape": by_weight,
             "validation_mape": scores,
             "validation_improvement_low": {"gbm": gbm_low, "drift": drift_low},
             "interval_adjust": adjust,
@@ -187,27 +217,64 @@ class GBMModel:
         }
         lvl_sub = sub[sub["level_date"] < cut]
         if len(lvl_sub) >= 500:
-            level = Fitted.fit(lvl_sub, "level", "squared_error", **FAIR_PARAMS).predict(val)
+            level = Fitted.fit(lvl_sub, "level", "squared_error", half_life_days=hl, **FAIR_PARAMS).predict(val)
             fairs = {"gbm": level, "reversion": reversion_fair(val), "forecast": shipped}
             # The direction model with and without recency weights: the one whose best rule does better ships.
             tries = []
             recent_sub = Direction.rows(sub)
             direction_design = Design.of(recent_sub)
-            for weighting, half_life in (("equal", None), ("recency", hl)):
+            for weighting, half_life in (("equal", None), ("recency", hl or None)):
+                if weighting == "recency" and not half_life:
+                    continue
                 chances = Direction.fit(recent_sub, half_life, direction_design).chances(val)
                 fair, policy, table = choose_signals(
-                    fairs, typical, yv, self.rule, self.fee, chances, val["date"].to_numpy()
+                    fairs,
+                    typical,
+                    yv,
+                    self.rule,
+                    self.fee,
+                    chances,
+                    val["date"].to_numpy(),
+                    recent_moves(val),
+                    self.max_signal_share,
+                    self.horizon,
                 )
-                net = table[pair_key(fair, policy)]["total_net"] if policy.rule != "none" else float("-inf")
-                tries.append((net, weighting, fair, policy, table))
+                tries.append((ranking(policy, table), weighting, fair, policy, table))
             _, weighting, choice["fair"], policy, choice["validation_signals"] = max(tries, key=lambda t: t[0])
             choice["signal_rule"] = policy.as_dict()
             choice["direction_weighting"] = weighting
-        logger.info("model selection: %s", choice)
+        logger.info("model selection: %s", {k: v for k, v in choice.items() if k != "validation_signals"})
         return choice
 
+    def _choose_half_life(
+        self, sub: pd.DataFrame, val: pd.DataFrame, design: Design
+    ) -> tuple[float | None, np.ndarray, dict[str, float]]:
+        """The recency half-life of the forecast, chosen on `val` (unless one is configured).
+
+        Every candidate is fitted on `sub` for HALF_LIFE_PROBE_ITER iterations and
+        scored on `val`; the one with the lowest MAPE boosts on to its full length.
+
+        Returns:
+            The half-life (None: equal weights), its full fit's forecast on `val`, and every candidate's MAPE.
+        """
+        tried = (self.half_life_days,) if self.half_life_days is not None else HALF_LIFE_CANDIDATES
+        yv = val["target"].to_numpy()
+        probe = {**FORECAST_PARAMS, "max_iter": HALF_LIFE_PROBE_ITER if len(tried) > 1 else FORECAST_PARAMS["max_iter"]}
+        fits = {c: Fitted.fit(sub, "target", "absolute_error", True, c or None, design, **probe) for c in tried}
+        mape = {c: mape_of_returns(fit.predict(val, median_of_price=True), yv) for c, fit in fits.items()}
+        chosen = min(tried, key=lambda c: mape[c])
+        fit = fits[chosen]
+        if probe["max_iter"] < FORECAST_PARAMS["max_iter"]:
+            fit = fit.grow(sub, "target", FORECAST_PARAMS["max_iter"], True, chosen or None, design)
+        return chosen or None, fit.predict(val, median_of_price=True), {f"{c:g}": mape[c] for c in tried}
+
     def _calibration(
-        self, sub: pd.DataFrame, val: pd.DataFrame, shipped: np.ndarray, design: Design | None = None
+        self,
+        sub: pd.DataFrame,
+        val: pd.DataFrame,
+        shipped: np.ndarray,
+        half_life: float | None,
+        design: Design | None = None,
     ) -> tuple[float, float, np.ndarray]:
         """Fit the bounds on `sub` (with its `design`, if given) and keep them as the served bounds:
         the conformal adjustment on the held-out `val` holds for exactly these fits.
@@ -221,7 +288,7 @@ class GBMModel:
             The adjustment, the raw coverage on `val`, and the typical moves of `val`'s rows under
             the calibrated band.
         """
-        fits = self._low, self._high = _fit_bounds(sub, self.half_life_days, design)
+        fits = self._low, self._high = _fit_bounds(sub, half_life, design)
         low, high = np.minimum(fits[0].predict(val), shipped), np.maximum(fits[1].predict(val), shipped)
         adjust, raw = conformal_adjustment(low, high, val["target"].to_numpy(), val["date"].to_numpy())
         return adjust, raw, typical_move(low - adjust, high + adjust)
@@ -235,7 +302,7 @@ class GBMModel:
     def predict(self, frame: pd.DataFrame) -> Forecast:
         n = len(frame)
         if self.choice.get("forecast") == "gbm":
-            ret = self._median.predict(frame, median_of_price=True)
+            ret = float(self.choice.get("forecast_weight", 1.0)) * self._median.predict(frame, median_of_price=True)
         elif self.choice.get("forecast") == "drift":
             ret = np.full(n, self.drift)
         else:
@@ -253,7 +320,14 @@ class GBMModel:
         else:
             fair = np.zeros(n)
         up, down = self._direction.chances(frame) if self._direction is not None else (None, None)
-        return Forecast(ret, low, high, fair, up, down)
+        return Forecast(ret, low, high, fair, up, down, recent_moves(frame))
+
+
+def _blend_weight(ret: np.ndarray, truth: np.ndarray) -> tuple[float, dict[str, float]]:
+    """The weight w of BLEND_WEIGHTS whose forecast w * ret has the lowest MAPE (ties: the larger w)."""
+    mape = {f"{w:g}": mape_of_returns(w * ret, truth) for w in BLEND_WEIGHTS}
+    best = min(reversed(BLEND_WEIGHTS), key=lambda w: mape[f"{w:g}"])
+    return best, mape
 
 
 def _naive(reason: str) -> dict[str, Any]:
