@@ -39,8 +39,8 @@ from workers.pipeline.metrics import (
 )
 from workers.pipeline.models import MODEL_WINDOW_FACTOR, PriceModel, make_models
 from workers.pipeline.models.base import signal_directions
-from workers.pipeline.models.fair import MAX_SIGNAL_SHARE
-from workers.signals import DEFAULT_RULE, SignalRule, labels
+from workers.pipeline.models.fair import MAX_SIGNAL_SHARE, MODEL_RULES
+from workers.signals import DEFAULT_RULE, ONE_LINE_RULES, SignalRule, labels
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +156,29 @@ def one_line_baselines(test: pd.DataFrame, model: dict[str, float]) -> tuple[dic
     return out, best
 
 
+def signals_by_kind(parts: list[pd.DataFrame], folds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """The test signals of the retrains that shipped a model rule, and of those that shipped a one-line rule.
+
+    A model rule must beat the one-line rules at its own rate (`signal_lift`); a one-line rule,
+    shipped as such, is judged by its own hit rate.
+
+    Returns:
+        {"model_rule_signals": {...}, "one_line_rule_signals": {...}}: n_signals, signal_rate,
+        hit_rate and signal_lift of each kind's test rows (NaN where that kind never fired).
+    """
+    out = {}
+    for label, kinds in (("model_rule_signals", MODEL_RULES), ("one_line_rule_signals", ONE_LINE_RULES)):
+        chosen = [p for p, f in zip(parts, folds, strict=True) if f.get("signal_rule", {}).get("rule") in kinds]
+        if not chosen:
+            out[label] = {"n_signals": 0, "signal_rate": 0.0, "hit_rate": float("nan"), "signal_lift": float("nan")}
+            continue
+        rows = pd.concat(chosen, ignore_index=True)
+        m = signal_metrics(labels(rows["way_model"].to_numpy()), rows["target"].to_numpy())
+        one_line_baselines(rows, m)
+        out[label] = {k: m[k] for k in ("n_signals", "signal_rate", "hit_rate", "signal_lift")}
+    return out
+
+
 def _fit_fold(
     start: pd.Timestamp, train: pd.DataFrame, test: pd.DataFrame, cfg: EvalConfig
 ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, PriceModel]]:
@@ -261,6 +284,7 @@ def walk_forward(features: pd.DataFrame, cfg: EvalConfig) -> EvalResult:
         "horizon": cfg.horizon,
         "fair_horizon": cfg.fair_horizon,
         "one_line_best": best,
+        **signals_by_kind(parts, folds),
     }
     cutoff = pd.Timestamp(test["date"].min())
     return EvalResult(cutoff, metrics, improvement, test, models, n_train, len(test), extra)

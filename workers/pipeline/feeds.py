@@ -71,6 +71,9 @@ def summary_row(evaluation: dict[str, Any]) -> dict[str, Any]:
         # What each retrain shipped: its rule, the recency half-life and the forecast's weight.
         "rules": [fold.get("signal_rule", {}).get("rule", "none") for fold in evaluation.get("folds", [])],
         "half_lives": [fold.get("half_life_days") for fold in evaluation.get("folds", [])],
+        # The retrains that shipped a model rule and those that shipped a one-line rule, apart.
+        "model_rule_signals": evaluation.get("model_rule_signals"),
+        "one_line_rule_signals": evaluation.get("one_line_rule_signals"),
         "validation_hit_rates": [fold.get("signal_rule", {}).get("hit_rate") for fold in evaluation.get("folds", [])],
     }
 

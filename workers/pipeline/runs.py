@@ -23,7 +23,7 @@ from contracts.messages import PipelineRun, StepFigures
 MAXLEN = 1000
 # The figure that counts a step's rows, where it has one.
 ROWS = {"collect": "fetched", "validate": "accepted", "features": "rows"}
-METRICS = ("model_mape", "naive_mape", "model_vs_naive_mape_improvement", "signal_rate", "hit_rate")
+METRICS = ("model_mape", "naive_mape", "model_vs_naive_mape_improvement", "signal_rate", "hit_rate", "signal_lift")
 
 
 def compact(name: str, out: dict[str, Any], seconds: float) -> dict[str, Any]:

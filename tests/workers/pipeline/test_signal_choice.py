@@ -155,5 +155,7 @@ def test_the_cap_bounds_every_rule_tried() -> None:
     _, policy, table = choose_signals(
         {"gbm": fair}, np.full(n, 0.05), realised, DEFAULT_RULE, dates=np.arange(n) % 50, past=rng.normal(0, 0.02, n)
     )
-    assert max(e["rate"] for e in table.values()) <= MAX_SIGNAL_SHARE
-    assert policy.rule != "none" and policy.fire_rate <= MAX_SIGNAL_SHARE
+    # Thresholds are set on the earlier windows at 80% of the cap at most; the latest window,
+    # whose figures the rule reports, may land above it by its sampling noise (2 s.e., 1,200 rows).
+    assert max(e["rate"] for e in table.values()) <= 0.8 * MAX_SIGNAL_SHARE
+    assert policy.rule != "none" and policy.fire_rate <= MAX_SIGNAL_SHARE + 2 * np.sqrt(0.1 * 0.9 / 1200)

@@ -22,13 +22,17 @@ the same number of rows, those with the largest recent moves.
 A model rule ships when, on the held-out dates, it is right at least GOAL_HIT
 + HIT_MARGIN of the time (its date-resampled 10th percentile at least
 MIN_HIT_LOW), beats the better one-line rule by at least GOAL_LIFT +
-LIFT_MARGIN, beats it in most of the VALIDATION_WINDOWS consecutive windows
-the held-out dates are cut into (not one lucky stretch), clears the trade
-fee, and its BUYs are followed by higher moves than its SELLs. Of those, the
-one with the highest date-resampled hit rate ships: what a collector gets per
-signal, not how many signals there are. Where no model rule qualifies but a
-one-line rule clears the goal on its own, that rule ships, labelled as such.
-Else every card HOLDs and says why.
+LIFT_MARGIN, beats it in most of the consecutive windows the held-out dates
+are cut into (not one lucky stretch), clears the trade fee, and its BUYs are
+followed by higher moves than its SELLs. Of those, the one with the highest
+date-resampled hit rate is chosen: what a collector gets per signal, not how
+many signals there are. All of that is judged on every window but the latest;
+the choice ships only if it then holds on the latest, which took no part in
+it (right GOAL_HIT of the time and not behind the one-line rule; a one-line
+rule, which has no baseline to beat, beyond one standard error), and the figures
+it reports to users are that window's. Where no model rule ships but a
+one-line rule clears the goal on its own (and holds likewise), that rule
+ships, labelled as such. Else every card HOLDs and says why.
 
 The goals (60% right, 3 points over the one-line rule, at most 10% of
 card-days) are the product's. The margins are for what changes between the
@@ -60,7 +64,11 @@ HIT_MARGIN = 0.03
 MIN_HIT_LOW = GOAL_HIT
 GOAL_LIFT = 0.03
 LIFT_MARGIN = 0.02
-VALIDATION_WINDOWS = 3
+# The held-out dates are cut into this many windows: the rule is chosen on all but
+# the latest, where it must then hold.
+VALIDATION_WINDOWS = 4
+# Signals the choice must fire on the latest window to be confirmed there.
+CONFIRM_SIGNALS = 10
 MODEL_RULES: tuple[RuleKind, ...] = ("fixed", "volatility", "probability")
 # No rule fires below these confidences whatever the share: the fixed rule at
 # its own thresholds, the volatility rule at one typical move, the
@@ -265,6 +273,14 @@ def choose_signals(
 ) -> tuple[str, SignalPolicy, dict[str, dict[str, Any]]]:
     """The fair candidate and signal rule to ship, and every pair's validation figures.
 
+    The held-out dates are cut into VALIDATION_WINDOWS consecutive windows. Every
+    (candidate, rule, share) sets its threshold and is judged on all but the latest
+    (the table); the best that qualifies must then hold on the latest window, which
+    took no part in choosing it (`confirm` in its entry): right at least GOAL_HIT of
+    the time there and not behind the one-line rule at the same rate (a one-line
+    rule: GOAL_HIT beyond one standard error). The figures a
+    shipped rule reports are that window's: the choice's own figures flatter it.
+
     Args:
         candidates: name -> fair prices (log ratios) on the validation rows;
             the first is the level shipped when no model rule qualifies.
@@ -273,17 +289,28 @@ def choose_signals(
         rule: the fixed thresholds in force.
         fee: the trade fee in force.
         chances: the rows' chances of a higher / lower price (None: no probability rule).
-        dates: the rows' dates (None: one window, the hit rate not resampled by date).
+        dates: the rows' dates (None: one window, no confirmation, the hit rate not resampled by date).
         past: the rows' moves over the last h observations (None: no one-line rules, no lift).
         cap: the largest share of rows a rule may fire on.
         horizon: h, for the reasons.
     """
-    n_rows = len(realised)
-    past = np.full(n_rows, np.nan) if past is None else np.asarray(past, dtype="float64")
-    windows = window_codes(dates, n_rows)
+    n_all = len(realised)
+    past = np.full(n_all, np.nan) if past is None else np.asarray(past, dtype="float64")
+    windows = window_codes(dates, n_all)
+    latest = windows == windows.max() if windows.max() > 0 else np.zeros(n_all, dtype=bool)
+    early = ~latest
+    n_rows = int(early.sum())
     up, down = chances if chances is not None else (None, None)
     table: dict[str, dict[str, Any]] = {}
+    ways: dict[str, np.ndarray] = {}
     shares = _shares(cap)
+    early_dates = None if dates is None else dates[early]
+
+    def judge(key: str, entry: dict[str, Any], way: np.ndarray) -> None:
+        ways[key] = way
+        entry.update(_judge(way[early], realised[early], past[early], windows[early], fee, early_dates))
+        table[key] = entry
+
     for name, fair in candidates.items():
         for kind in MODEL_RULES:
             score, _ = confidence(kind, fair, typical, rule, up, down)
@@ -291,31 +318,49 @@ def choose_signals(
                 gain = np.where(fair > 0, np.expm1(fair), -np.expm1(fair))
                 score = np.where(gain > fee, score, 0.0)
             for share in shares:
-                policy = SignalPolicy(kind, _threshold(score, share, MIN_K[kind]))
+                policy = SignalPolicy(kind, _threshold(score[early], share, MIN_K[kind]))
                 way = directions(fair, typical, policy, rule, fee, up, down)
-                table[pair_key(name, kind, share)] = {
-                    "fair": name, "rule": kind, "k": policy.k, **_judge(way, realised, past, windows, fee, dates),
-                }  # fmt: skip
+                judge(pair_key(name, kind, share), {"fair": name, "rule": kind, "k": policy.k}, way)
+    size = np.nan_to_num(np.abs(past), nan=0.0)
     for kind in ONE_LINE_RULES:
-        size = np.nan_to_num(np.abs(past), nan=0.0)
         for share in shares:
-            policy = SignalPolicy(kind, _threshold(size, share, 0.0))
-            way = directions(np.zeros(n_rows), typical, policy, past=past)
-            table[pair_key("market", kind, share)] = {
-                "fair": "market", "rule": kind, "k": policy.k, **_judge(way, realised, past, windows, fee, dates),
-            }  # fmt: skip
+            policy = SignalPolicy(kind, _threshold(size[early], share, 0.0))
+            way = directions(np.zeros(n_all), typical, policy, past=past)
+            judge(pair_key("market", kind, share), {"fair": "market", "rule": kind, "k": policy.k}, way)
+
+    def confirmed(key: str) -> bool:
+        """The choice holds on the latest window, which took no part in it."""
+        if not latest.any():
+            return True
+        way = ways[key][latest]
+        e = _judge(way, realised[latest], past[latest], windows[latest], fee, None)
+        table[key]["confirm"] = {k: e[k] for k in ("n", "rate", "hit_rate", "baseline", "baseline_hit", "lift")}
+        # Within the cap up to the sampling noise of a share over that many rows.
+        noise = 2 * np.sqrt(cap * (1 - cap) / max(int(latest.sum()), 1))
+        # A one-line rule ships on its hit rate alone (it has no baseline to beat), so the window
+        # must show that rate beyond one standard error; a model rule must reach it and not fall
+        # behind the one-line rule at its rate, on top of the lift it showed on the earlier windows.
+        one_line = table[key]["rule"] in ONE_LINE_RULES
+        margin = np.sqrt(e["hit_rate"] * (1 - e["hit_rate"]) / max(e["n"], 1)) if one_line else 0.0
+        return (
+            e["n"] >= CONFIRM_SIGNALS
+            and e["rate"] <= cap + noise
+            and e["hit_rate"] - margin >= GOAL_HIT
+            and (one_line or e["lift"] >= 0)
+        )
 
     def ship(key: str, why: str) -> tuple[str, SignalPolicy, dict[str, dict[str, Any]]]:
         e = table[key]
+        shown = e.get("confirm", e)  # what the rule did on dates that took no part in choosing it
         one_line = e["rule"] in ONE_LINE_RULES
         policy = SignalPolicy(
             e["rule"],
             e["k"],
             reason=why,
-            hit_rate=round(e["hit_rate"], 4),
-            fire_rate=round(e["rate"], 4),
-            baseline=None if one_line else e["baseline"],
-            baseline_hit_rate=None if one_line else round(e["baseline_hit"], 4),
+            hit_rate=round(shown["hit_rate"], 4),
+            fire_rate=round(shown["rate"], 4),
+            baseline=None if one_line else shown["baseline"],
+            baseline_hit_rate=None if one_line else round(shown["baseline_hit"], 4),
             baseline_k=None if one_line else e["baseline_k"],
             horizon=horizon,
         )
@@ -324,33 +369,48 @@ def choose_signals(
     def best(keys: list[str]) -> str:
         return max(keys, key=lambda k: (table[k]["hit_low"], table[k]["hit_rate"], table[k]["n"]))
 
+    def confirmation(key: str) -> str:
+        c = table[key].get("confirm")
+        if not c:
+            return ""
+        return (
+            f"; on the latest {latest.sum()} rows, which took no part in the choice, "
+            f"{c['n']} signals, {c['hit_rate']:.0%} right"
+        )
+
     models = [k for k, e in table.items() if e["rule"] in MODEL_RULES and _model_qualifies(e, n_rows, fee, cap)]
+    refused = ""
     if models:
         key = best(models)
         e = table[key]
-        return ship(
-            key,
-            f"validated on {n_rows} rows in {e['windows']} windows: {e['n']} signals ({e['rate']:.1%}), "
-            f"{e['hit_rate']:.0%} right, mean move {e['mean_edge']:+.2%} in their direction; "
-            f"{e['baseline']} at the same rate {e['baseline_hit']:.0%} right "
-            f"(lift {e['lift'] * 100:+.1f} pts, ahead in {e['windows_won']} of {e['windows']} windows)",
-        )
-    model_best = _closest_model(table)
+        if confirmed(key):
+            return ship(
+                key,
+                f"validated on {n_rows} rows in {e['windows']} windows: {e['n']} signals ({e['rate']:.1%}), "
+                f"{e['hit_rate']:.0%} right, mean move {e['mean_edge']:+.2%} in their direction; "
+                f"{e['baseline']} at the same rate {e['baseline_hit']:.0%} right "
+                f"(lift {e['lift'] * 100:+.1f} pts, ahead in {e['windows_won']} of {e['windows']} windows)"
+                + confirmation(key),
+            )
+        refused = f"; {key} qualified but did not hold on the latest window{confirmation(key)}"
+    model_best = _closest_model(table) + refused
     lines = [k for k, e in table.items() if e["rule"] in ONE_LINE_RULES and _one_line_qualifies(e, n_rows, fee, cap)]
     if lines:
         key = best(lines)
         e = table[key]
-        return ship(
-            key,
-            f"validated on {n_rows} rows in {e['windows']} windows: {e['rule']} alone fired on {e['rate']:.1%} "
-            f"and was right {e['hit_rate']:.0%}; no model rule beat it by {GOAL_LIFT + LIFT_MARGIN:.0%} "
-            f"({model_best})",
-        )
+        if confirmed(key):
+            return ship(
+                key,
+                f"validated on {n_rows} rows in {e['windows']} windows: {e['rule']} alone fired on {e['rate']:.1%} "
+                f"and was right {e['hit_rate']:.0%}{confirmation(key)}; no model rule beat it by "
+                f"{GOAL_LIFT + LIFT_MARGIN:.0%} ({model_best})",
+            )
+        model_best += f"; {key} qualified but did not hold on the latest window{confirmation(key)}"
     reason = (
         f"on {n_rows} validation rows no rule firing on {MIN_SIGNAL_SHARE:.1%}-{cap:.0%} of them was right "
         f">= {GOAL_HIT + HIT_MARGIN:.0%} of the time, beat momentum and reversion at the same rate by "
-        f"{GOAL_LIFT + LIFT_MARGIN:.0%} in most windows, cleared the {fee:.0%} fee and had BUYs followed by "
-        f"higher moves than SELLs ({model_best})"
+        f"{GOAL_LIFT + LIFT_MARGIN:.0%} in most windows, cleared the {fee:.0%} fee, had BUYs followed by "
+        f"higher moves than SELLs and held on the latest window ({model_best})"
     )
     return next(iter(candidates)), SignalPolicy("none", reason=reason, horizon=horizon), table
 
