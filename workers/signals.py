@@ -34,6 +34,9 @@ SELL needs 1 - fair/market > fee.
 The decision worker, the walk-forward evaluation, the live champion scores
 and the rule choice all call `directions` / `decide`, so what is chosen, what
 is measured and what is served follow one rule.
+
+Why over 300 lines: the rules and the sentences that explain them are kept
+side by side, so what fires and what a user reads cannot drift apart.
 """
 
 from __future__ import annotations

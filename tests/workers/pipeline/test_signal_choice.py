@@ -57,7 +57,7 @@ def _judge(result, line: str) -> None:
 
 @pytest.fixture(scope="module")
 def trending():
-    return walk_forward(build_features(_trending(120, 240)), EvalConfig(horizon=7, n_boot=100, folds=2))
+    return walk_forward(build_features(_trending(150, 300)), EvalConfig(horizon=7, n_boot=100, folds=2))
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,8 @@
-"""The gradient-boosted candidate: forecast, interval and fair level, with a guarded fallback."""
+"""The gradient-boosted candidate: forecast, interval and fair level, with a guarded fallback.
+
+Why over 300 lines: the fit and its validation-time choices (half-life,
+forecast weight, interval, fair level, rule) share the model's state.
+"""
 
 from __future__ import annotations
 
