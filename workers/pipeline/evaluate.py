@@ -39,7 +39,7 @@ from workers.pipeline.metrics import (
 )
 from workers.pipeline.models import MODEL_WINDOW_FACTOR, PriceModel, make_models
 from workers.pipeline.models.base import signal_directions
-from workers.pipeline.models.fair import MAX_SIGNAL_SHARE, MODEL_RULES
+from workers.pipeline.models.fair import MAX_SIGNAL_SHARE, MODEL_RULES, largest_moves
 from workers.signals import DEFAULT_RULE, ONE_LINE_RULES, SignalRule, labels
 
 logger = logging.getLogger(__name__)
@@ -141,16 +141,13 @@ def one_line_baselines(test: pd.DataFrame, model: dict[str, float]) -> tuple[dic
     """
     truth = test["target"].to_numpy()
     past = test["recent_move"].to_numpy(dtype="float64")
-    n = int(model["n_signals"])
-    size = np.nan_to_num(np.abs(past), nan=0.0)
-    n = min(n, int((size > 0).sum()))
-    top = np.argpartition(-size, n - 1)[:n] if n else np.array([], dtype="int64")
+    top = largest_moves(past, int(model["n_signals"]))
     out: dict[str, dict[str, float]] = {}
     for kind, sign in (("momentum", 1.0), ("reversion", -1.0)):
         way = np.zeros(len(test))
         way[top] = sign * np.sign(past[top])
         out[kind] = signal_metrics(labels(way), truth)
-    hits = {kind: out[kind]["hit_rate"] for kind in out if n}
+    hits = {kind: out[kind]["hit_rate"] for kind in out if top.size}
     best = max(hits, key=lambda kind: hits[kind]) if hits else None
     model["signal_lift"] = model["hit_rate"] - hits[best] if best else float("nan")
     return out, best

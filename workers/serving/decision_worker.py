@@ -57,21 +57,7 @@ def decide_quotes(
         basis: the model version's signal rule (None: the fixed rule).
         fee: the trade fee an expected move must clear.
     """
-    policy = (
-        SignalPolicy(
-            basis.rule,
-            basis.k,
-            basis.reason,
-            basis.hit_rate,
-            basis.fire_rate,
-            basis.baseline,
-            basis.baseline_hit_rate,
-            basis.baseline_k,
-            basis.horizon,
-        )
-        if basis
-        else FIXED
-    )
+    policy = SignalPolicy.of(basis.model_dump()) if basis else FIXED
     priced = [q for q in quotes if isinstance(q, Quote)]
     market = np.array([q.market_price for q in priced], dtype="float64")
     fair = np.array([q.fair_price for q in priced], dtype="float64")

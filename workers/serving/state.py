@@ -114,17 +114,7 @@ class ServingState:
         )
         if not has_chances:
             out["up"] = out["down"] = None  # type: ignore[assignment]
-        basis = SignalBasis(
-            rule=policy.rule,
-            k=policy.k,
-            reason=policy.reason[:1000],
-            hit_rate=getattr(policy, "hit_rate", None),
-            fire_rate=getattr(policy, "fire_rate", None),
-            baseline=getattr(policy, "baseline", None),
-            baseline_hit_rate=getattr(policy, "baseline_hit_rate", None),
-            baseline_k=getattr(policy, "baseline_k", None),
-            horizon=max(int(getattr(policy, "horizon", h) or h), 1),
-        )
+        basis = SignalBasis(**{**policy.as_dict(), "reason": policy.reason[:1000], "horizon": max(policy.horizon, 1)})
         return cls(version=version, cards=cards, days=days, volume=volume, info=info, basis=basis, recent=recent, **out)
 
     def __len__(self) -> int:

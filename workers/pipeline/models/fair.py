@@ -154,6 +154,18 @@ def hit_rate(way: np.ndarray, realised: np.ndarray) -> float:
     return float(np.mean(np.sign(realised[acted]) == way[acted]))
 
 
+def largest_moves(past: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the (at most) `n` rows with the largest recent moves, where a one-line rule fires.
+
+    Args:
+        past: each row's move over the last h observations (log units; NaN or 0: no move, never chosen).
+        n: how many rows.
+    """
+    size = np.nan_to_num(np.abs(np.asarray(past, dtype="float64")), nan=0.0)
+    n = min(int(n), int((size > 0).sum()))
+    return np.argpartition(-size, n - 1)[:n] if n > 0 else np.array([], dtype="int64")
+
+
 def one_line_at(past: np.ndarray, realised: np.ndarray, n: int) -> dict[str, Any]:
     """The one-line rules firing on the `n` rows with the largest recent moves.
 
@@ -166,16 +178,14 @@ def one_line_at(past: np.ndarray, realised: np.ndarray, n: int) -> dict[str, Any
         momentum and reversion (their hit rates), best (the better one's
         name), best_hit, and k (the smallest recent move that fired, log units).
     """
-    size = np.nan_to_num(np.abs(np.asarray(past, dtype="float64")), nan=0.0)
-    n = min(int(n), int((size > 0).sum()))
-    if n <= 0:
+    top = largest_moves(past, n)
+    if not top.size:
         return {"momentum": float("nan"), "reversion": float("nan"), "best": None, "best_hit": 0.0, "k": None}
-    top = np.argpartition(-size, n - 1)[:n]
     side = np.sign(past[top])
     moved = np.sign(realised[top])
     hits = {"momentum": float(np.mean(moved == side)), "reversion": float(np.mean(moved == -side))}
     best = max(hits, key=lambda name: hits[name])
-    return {**hits, "best": best, "best_hit": hits[best], "k": float(size[top].min())}
+    return {**hits, "best": best, "best_hit": hits[best], "k": float(np.abs(past[top]).min())}
 
 
 def window_codes(dates: np.ndarray | None, n_rows: int, windows: int = VALIDATION_WINDOWS) -> np.ndarray:
@@ -382,34 +392,33 @@ def choose_signals(
             f"{c['n']} signals, {c['hit_rate']:.0%} right"
         )
 
-    models = [k for k, e in table.items() if e["rule"] in MODEL_RULES and _model_qualifies(e, n_rows, fee, cap)]
+    def model_reason(e: dict[str, Any]) -> str:
+        return (
+            f"{e['n']} signals ({e['rate']:.1%}), {e['hit_rate']:.0%} right, mean move {e['mean_edge']:+.2%} in "
+            f"their direction; {e['baseline']} at the same rate {e['baseline_hit']:.0%} right "
+            f"(lift {e['lift'] * 100:+.1f} pts, ahead in {e['windows_won']} of {e['windows']} windows)"
+        )
+
+    def one_line_reason(e: dict[str, Any]) -> str:
+        return f"{e['rule']} alone fired on {e['rate']:.1%} and was right {e['hit_rate']:.0%}"
+
     refused = ""
-    if models:
-        key = best(models)
+    for kinds, qualifies, says in (
+        (MODEL_RULES, _model_qualifies, model_reason),
+        (ONE_LINE_RULES, _one_line_qualifies, one_line_reason),
+    ):
+        keys = [k for k, e in table.items() if e["rule"] in kinds and qualifies(e, n_rows, fee, cap)]
+        if not keys:
+            continue
+        key = best(keys)
         e = table[key]
         if confirmed(key):
-            return ship(
-                key,
-                f"validated on {n_rows} rows in {e['windows']} windows: {e['n']} signals ({e['rate']:.1%}), "
-                f"{e['hit_rate']:.0%} right, mean move {e['mean_edge']:+.2%} in their direction; "
-                f"{e['baseline']} at the same rate {e['baseline_hit']:.0%} right "
-                f"(lift {e['lift'] * 100:+.1f} pts, ahead in {e['windows_won']} of {e['windows']} windows)"
-                + confirmation(key),
-            )
-        refused = f"; {key} qualified but did not hold on the latest window{confirmation(key)}"
+            why = f"validated on {n_rows} rows in {e['windows']} windows: {says(e)}{confirmation(key)}"
+            if kinds is ONE_LINE_RULES:
+                why += f"; no model rule beat it by {GOAL_LIFT + LIFT_MARGIN:.0%} ({_closest_model(table)}{refused})"
+            return ship(key, why)
+        refused += f"; {key} qualified but did not hold on the latest window{confirmation(key)}"
     model_best = _closest_model(table) + refused
-    lines = [k for k, e in table.items() if e["rule"] in ONE_LINE_RULES and _one_line_qualifies(e, n_rows, fee, cap)]
-    if lines:
-        key = best(lines)
-        e = table[key]
-        if confirmed(key):
-            return ship(
-                key,
-                f"validated on {n_rows} rows in {e['windows']} windows: {e['rule']} alone fired on {e['rate']:.1%} "
-                f"and was right {e['hit_rate']:.0%}{confirmation(key)}; no model rule beat it by "
-                f"{GOAL_LIFT + LIFT_MARGIN:.0%} ({model_best})",
-            )
-        model_best += f"; {key} qualified but did not hold on the latest window{confirmation(key)}"
     reason = (
         f"on {n_rows} validation rows no rule firing on {MIN_SIGNAL_SHARE:.1%}-{cap:.0%} of them was right "
         f">= {GOAL_HIT + HIT_MARGIN:.0%} of the time, beat momentum and reversion at the same rate by "
