@@ -106,6 +106,17 @@ class PipelineSettings(RegistrySettings, SignalSettings):
     )
 
     serving_days: int = Field(default=400, ge=1, description="days of history per card shipped for serving")
+    cards_per_partition: int = Field(
+        default=2000, ge=1, description="the catalogue is split into one partition per this many cards"
+    )
+    partitions: int | None = Field(
+        default=None, ge=1, le=256, description="a fixed partition count; unset = one per cards_per_partition cards"
+    )
+    sample_rows: int = Field(
+        default=1_500_000,
+        ge=10_000,
+        description="training and evaluation read whole cards, chosen by hash, up to this many feature rows",
+    )
 
     demo_cards: int = Field(default=200, ge=1)
     demo_days: int = Field(default=365, ge=30)

@@ -24,8 +24,13 @@ from workers.config import RegistrySettings
 logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
-# The per-card rows a replica prices from, logged in the model's run.
+# What a replica serves, logged in the model's run: the priced state
+# (workers.priced), and each card's latest feature row (the champion's live
+# scores re-run the model on them). Versions from before the priced state
+# carry the feature rows (state.parquet) that a replica prices itself.
 STATE_ARTIFACT_DIR = "serving"
+PRICED_DIR = "priced"
+LATEST_FILE = "latest.parquet"
 STATE_FILE = "state.parquet"
 # Explicit requirements make log_model ~3x faster (no environment inference).
 PIP_REQUIREMENTS = ["scikit-learn", "pandas", "numpy", "pyarrow"]
@@ -162,15 +167,42 @@ def _unwrap(settings: RegistrySettings, uri: str) -> Any:
 
 
 def log_serving_state(state: pd.DataFrame) -> None:
-    """Log the serving state into the active run, where `load_version` finds it."""
+    """Log feature rows for a replica to price itself (the older layout; tests and baselines)."""
     with tempfile.TemporaryDirectory(prefix="pokewatch-state-") as tmp:
         path = Path(tmp) / STATE_FILE
         state.to_parquet(path, index=False)
         mlflow().log_artifact(str(path), artifact_path=STATE_ARTIFACT_DIR)
 
 
+def log_serving(priced_dir: Path, latest: Path | None = None) -> None:
+    """Log the merged priced state (workers.priced) and the cards' latest feature rows into the active run."""
+    mlflow().log_artifacts(str(priced_dir), artifact_path=f"{STATE_ARTIFACT_DIR}/{PRICED_DIR}")
+    if latest is not None:
+        mlflow().log_artifact(str(latest), artifact_path=STATE_ARTIFACT_DIR)
+
+
+def _artifacts(ref: VersionRef) -> set[str]:
+    return {Path(a.path).name for a in mlflow().MlflowClient().list_artifacts(ref.run_id, STATE_ARTIFACT_DIR)}
+
+
+def priced_dir(settings: RegistrySettings, ref: VersionRef) -> Path | None:
+    """Where the version's priced state is on this machine (None for a version without one).
+
+    A local artifact store hands back the logged directory itself, so every
+    replica on the machine maps the same files; a remote one downloads it.
+    """
+    mlflow().set_tracking_uri(settings.tracking_uri)
+    if PRICED_DIR not in _artifacts(ref):
+        return None
+    return Path(
+        mlflow().artifacts.download_artifacts(run_id=ref.run_id, artifact_path=f"{STATE_ARTIFACT_DIR}/{PRICED_DIR}")
+    )
+
+
 def load_version(settings: RegistrySettings, ref: VersionRef) -> tuple[Any, pd.DataFrame]:
-    """The model of `ref` and the serving-state rows logged with it."""
+    """The model of `ref` and the feature rows logged with it: each card's latest row, or
+    (older versions) every served row."""
     model = _unwrap(settings, ref.model_uri)
-    path = mlflow().artifacts.download_artifacts(run_id=ref.run_id, artifact_path=f"{STATE_ARTIFACT_DIR}/{STATE_FILE}")
+    name = LATEST_FILE if LATEST_FILE in _artifacts(ref) else STATE_FILE
+    path = mlflow().artifacts.download_artifacts(run_id=ref.run_id, artifact_path=f"{STATE_ARTIFACT_DIR}/{name}")
     return model, pd.read_parquet(path)

@@ -15,7 +15,9 @@ from contracts import keys
 from workers.cli.common import console, day, fail
 from workers.config import PipelineSettings
 
-app = typer.Typer(help="The batch pipeline: collect, validate, features, train, evaluate, register.")
+app = typer.Typer(
+    help="The batch pipeline: collect, validate, features (and context), train, evaluate, price, register."
+)
 
 SourceOpt = Annotated[str, typer.Option("--source", "-s", help="demo | file | pokemonpricetracker")]
 InputOpt = Annotated[Path | None, typer.Option("--input", "-i", help="CSV/Parquet in the long format (file source)")]
@@ -117,28 +119,52 @@ def _print_summary(summary: dict[str, Any]) -> None:
     console.print(table)
 
 
-@app.command("collect")
-def collect(source: SourceOpt = "demo", input_path: InputOpt = None, day_: DateOpt = None) -> None:
-    """Fetch prices from a source into the landing area."""
+PartOpt = Annotated[
+    int | None, typer.Option("--partition", help="only this partition (0-based); default every partition in turn")
+]
+
+
+def _each(name: str, fn: Any, parts: list[Any], only: int | None) -> None:
+    """Run a mapped step over the partitions (or one of them), printing the combined figures."""
     from workers.pipeline import run as steps
 
-    _run_step("collect", steps.collect, PipelineSettings(), source, day(day_), input_path)
+    if only is not None and not 0 <= only < len(parts):
+        fail(ValueError(f"no partition {only}: this run has {len(parts)} (0..{len(parts) - 1})"))
+    chosen = [parts[only]] if only is not None else parts
+    _run_step(name, lambda: steps.combine(name, [fn(p) for p in chosen]))
+
+
+@app.command("collect")
+def collect(
+    source: SourceOpt = "demo", input_path: InputOpt = None, day_: DateOpt = None, part: PartOpt = None
+) -> None:
+    """Fetch prices from a source into the landing area, partition by partition."""
+    from workers.pipeline import run as steps
+
+    settings, when = PipelineSettings(), day(day_)
+    parts = steps.plan(settings, source, input_path)
+    _each("collect", lambda p: steps.collect(settings, source, when, input_path, p), parts, part)
 
 
 @app.command("validate")
-def validate(source: SourceOpt = "demo", day_: DateOpt = None, cards: CardsOpt = None) -> None:
+def validate(source: SourceOpt = "demo", day_: DateOpt = None, cards: CardsOpt = None, part: PartOpt = None) -> None:
     """Validate landed rows; rejects go to quarantine with a reason."""
     from workers.pipeline import run as steps
 
-    _run_step("validate", steps.validate, PipelineSettings(), source, day(day_), cards)
+    settings, when = PipelineSettings(), day(day_)
+    parts = steps.landed(settings, "landing", source, when)
+    _each("validate", lambda p: steps.validate(settings, source, when, cards, p), parts, part)
 
 
 @app.command("features")
-def features(source: SourceOpt = "demo") -> None:
-    """Rebuild the feature table from every collected day of a source."""
+def features(source: SourceOpt = "demo", part: PartOpt = None) -> None:
+    """Rebuild each partition's features from every collected day of a source, then the context."""
     from workers.pipeline import run as steps
 
-    _run_step("features", steps.features, PipelineSettings(), source)
+    settings = PipelineSettings()
+    parts = steps.landed(settings, "raw", source)
+    _each("features", lambda p: steps.features(settings, source, p), parts, part)
+    _run_step("context", steps.context, settings, source, len(parts))
 
 
 @app.command("train")
@@ -155,6 +181,20 @@ def evaluate(source: SourceOpt = "demo", day_: DateOpt = None) -> None:
     from workers.pipeline import run as steps
 
     _run_step("evaluate", steps.evaluate, PipelineSettings(), source, day(day_))
+
+
+@app.command("price")
+def price(source: SourceOpt = "demo", day_: DateOpt = None, part: PartOpt = None) -> None:
+    """Price every served row of each partition with the candidate (the replicas' state)."""
+    from workers.pipeline import run as steps
+    from workers.pipeline.partitions import partitions
+
+    settings, when = PipelineSettings(), day(day_)
+    try:
+        parts = partitions(steps.manifest(settings, source)["partitions"])
+    except FileNotFoundError as exc:
+        fail(exc)
+    _each("price", lambda p: steps.price(settings, source, when, p), parts, part)
 
 
 @app.command("register")

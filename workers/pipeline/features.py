@@ -16,6 +16,8 @@ prices known on that date only.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -82,7 +84,11 @@ def _group_rolling(values: pd.Series, keys: pd.Series, window: int, how: str) ->
 
 
 def build_features(prices: pd.DataFrame) -> pd.DataFrame:
-    """Compute the model's features for every (card, date) row.
+    """Compute the model's features for every (card, date) row of a whole table.
+
+    The same as computing `card_features` partition by partition and joining
+    the context of all of them (`context_tables`, `add_context`): that is
+    how the pipeline runs at catalogue scale (workers.pipeline.run).
 
     Args:
         prices: validated long table (card_id, date, market_price, optional
@@ -91,6 +97,16 @@ def build_features(prices: pd.DataFrame) -> pd.DataFrame:
     Returns:
         The table sorted by (card_id, date) with `log_price`, every column of
         FEATURE_COLUMNS, and `step` (the row's position in its card's series).
+    """
+    df = card_features(prices)
+    return add_context(df, *context_tables(df))
+
+
+def card_features(prices: pd.DataFrame) -> pd.DataFrame:
+    """Every feature that reads the card's own history only (all but CONTEXT_COLUMNS, left NaN).
+
+    A card's rows give the same features whatever other cards are in the
+    table: a partition of whole cards can be computed alone.
     """
     df = prepare(prices)
     keys = df["card_id"]
@@ -147,7 +163,8 @@ def build_features(prices: pd.DataFrame) -> pd.DataFrame:
         df["volume_rel_5"] = np.nan
     df["age"] = step.astype("float64")
     _calendar_features(df, ret)
-    _context_features(df)
+    for column in CONTEXT_COLUMNS:
+        df[column] = np.nan
     # float32 halves the table (3.65M rows x 30 features: 0.9 GB -> 0.45 GB);
     # log_price stays float64 because targets are differences of it.
     narrow = [c for c in FEATURE_COLUMNS if c != "log_price"]
@@ -192,18 +209,65 @@ def _calendar_features(df: pd.DataFrame, ret: pd.Series) -> None:
     df["days_since_change"] = days - last_change_day
 
 
-def _context_features(df: pd.DataFrame) -> None:
-    """The median move of the whole feed and of the card's set on the row's date (prices of that date only)."""
-    by_date = df.groupby("date", sort=False)
-    df["feed_move_1"] = by_date["ret_1"].transform("median")
-    df["feed_move_28d"] = by_date["ret_28d"].transform("median")
-    if "set_name" in df.columns and df["set_name"].notna().any():
-        by_set = df.groupby([df["set_name"].fillna(""), df["date"]], sort=False)
-        df["set_move_1"] = by_set["ret_1"].transform("median")
-        df["set_move_28d"] = by_set["ret_28d"].transform("median")
+def context_tables(*frames: pd.DataFrame | Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The median move of the whole feed, and of each set, on each date.
+
+    Computed with Polars from the stored (float32) `ret_1` and `ret_28d` of
+    every card: pass the whole table, or the partitions' Parquet files
+    (`pathlib.Path`s; only four columns are read). Only prices of a date
+    enter that date's medians, so the context leaks nothing from the future.
+
+    Returns:
+        (feed, sets): `date, feed_move_1, feed_move_28d` and
+        `set_name, date, set_move_1, set_move_28d` (a card without a set
+        counts in the set "").
+    """
+    import polars as pl
+
+    columns = ["date", "set_name", "ret_1", "ret_28d"]
+    parts: list[pl.LazyFrame] = []
+    for frame in frames:
+        if isinstance(frame, pd.DataFrame):
+            present = [c for c in columns if c in frame.columns]
+            parts.append(pl.from_pandas(frame[present]).lazy())
+        else:
+            names = pl.scan_parquet(frame).collect_schema().names()
+            parts.append(pl.scan_parquet(frame).select([c for c in columns if c in names]))
+    moves = pl.concat(parts, how="diagonal_relaxed").with_columns(
+        pl.col("ret_1").cast(pl.Float64).fill_nan(None),
+        pl.col("ret_28d").cast(pl.Float64).fill_nan(None),
+    )
+    if "set_name" not in moves.collect_schema().names():
+        moves = moves.with_columns(pl.lit(None, dtype=pl.String).alias("set_name"))
+    moves = moves.with_columns(pl.col("set_name").cast(pl.String))
+    feed = moves.group_by("date").agg(
+        pl.col("ret_1").median().alias("feed_move_1"), pl.col("ret_28d").median().alias("feed_move_28d")
+    )
+    sets = (
+        moves.filter(pl.col("set_name").is_not_null().any())
+        .with_columns(pl.col("set_name").fill_null(""))
+        .group_by("set_name", "date")
+        .agg(pl.col("ret_1").median().alias("set_move_1"), pl.col("ret_28d").median().alias("set_move_28d"))
+    )
+    feed_df, sets_df = pl.collect_all([feed, sets])
+    return feed_df.sort("date").to_pandas(), sets_df.sort("set_name", "date").to_pandas()
+
+
+def add_context(df: pd.DataFrame, feed: pd.DataFrame, sets: pd.DataFrame) -> pd.DataFrame:
+    """Fill CONTEXT_COLUMNS of `df` (in place, row order kept) from `context_tables`."""
+    dates = pd.to_datetime(df["date"])
+    on_date = feed.assign(date=pd.to_datetime(feed["date"])).set_index("date")
+    for column in ("feed_move_1", "feed_move_28d"):
+        df[column] = dates.map(on_date[column]).to_numpy(dtype="float32")
+    if "set_name" in df.columns and len(sets) and df["set_name"].notna().any():
+        key = pd.MultiIndex.from_arrays([df["set_name"].fillna("").astype(str), dates])
+        by_set = sets.assign(date=pd.to_datetime(sets["date"])).set_index(["set_name", "date"])
+        for column in ("set_move_1", "set_move_28d"):
+            df[column] = by_set[column].reindex(key).to_numpy(dtype="float32")
     else:
-        df["set_move_1"] = np.nan
-        df["set_move_28d"] = np.nan
+        df["set_move_1"] = np.float32(np.nan)
+        df["set_move_28d"] = np.float32(np.nan)
+    return df
 
 
 def recent_move(features: pd.DataFrame, horizon: int) -> np.ndarray:

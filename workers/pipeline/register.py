@@ -90,7 +90,7 @@ def register(
     test: pd.DataFrame,
     params: dict[str, Any],
     figures: dict[str, Any],
-    serving_state: pd.DataFrame | None = None,
+    serving_state: tuple[Path, Path] | pd.DataFrame | None = None,
     champion_realized: dict[str, Any] | None = None,
     step: int = 0,
     champion: tuple[str, Any] | None = None,
@@ -104,8 +104,10 @@ def register(
         test: the evaluation window's rows (features and realised targets).
         params: run parameters to log.
         figures: name -> matplotlib figure.
-        serving_state: per-card feature rows the serving replicas price from
-            (see workers.pipeline.serving_state); logged next to the model.
+        serving_state: what the serving replicas load, logged next to the
+            model: the priced state's directory and the cards' latest feature
+            rows (workers.priced, workers.pipeline.run.merge_priced), or
+            feature rows for the replicas to price themselves.
         champion_realized: the champion's live scores (workers.pipeline.monitor),
             logged as `champion_realized.*` metrics at `step` (the collection
             day's number: one point per run) and tags.
@@ -148,7 +150,9 @@ def register(
         mlflow.log_dict(evaluation, "evaluation.json")
         for fname, fig in figures.items():
             mlflow.log_figure(fig, f"plots/{fname}.png")
-        if serving_state is not None:
+        if isinstance(serving_state, tuple):
+            registry.log_serving(*serving_state)
+        elif serving_state is not None:
             registry.log_serving_state(serving_state)
         info = mlflow.pyfunc.log_model(
             name="model",

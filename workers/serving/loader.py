@@ -15,11 +15,16 @@ logger = logging.getLogger(__name__)
 
 
 def load_state(settings: RegistrySettings, ref: registry.VersionRef) -> ServingState:
-    """The model of `ref` and its serving state, with every state row already priced."""
-    model, rows = registry.load_version(settings, ref)
-    built = ServingState.build(ref.version, rows, model)
-    del rows
-    release_memory()
+    """The serving state of `ref`, every row priced: the pipeline's priced state, memory-mapped;
+    for a version from before it, the model run over the logged feature rows."""
+    directory = registry.priced_dir(settings, ref)
+    if directory is not None:
+        built = ServingState.open(ref.version, directory)
+    else:
+        model, rows = registry.load_version(settings, ref)
+        built = ServingState.build(ref.version, rows, model)
+        del rows
+        release_memory()
     logger.info("loaded model version %s with %d cards, %d state rows", ref.version, len(built.cards), len(built))
     return built
 

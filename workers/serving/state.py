@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,9 +29,7 @@ import pandas as pd
 
 from contracts import history
 from contracts.messages import ItemError, PredictItem, Quote, SignalBasis
-from workers.signals import FIXED, typical_move
-
-EPOCH_DAY = np.datetime64(history.EPOCH.isoformat(), "D")
+from workers import priced
 
 
 @dataclass
@@ -63,59 +62,37 @@ class ServingState:
     @classmethod
     def build(cls, version: str, state: pd.DataFrame, model: Any, chunk_rows: int = 250_000) -> ServingState:
         """Run the model once over every row of the state (sorted by card and date), in chunks."""
-        n = len(state)
-        out = {k: np.empty(n, dtype="float32") for k in ("forecast", "fair", "low", "high", "typical", "up", "down")}
-        has_chances = True
-        out["market"] = np.empty(n, dtype="float64")  # shown to users as is: keep it exact
-        for start in range(0, n, chunk_rows):
-            part = state.iloc[start : start + chunk_rows]
-            fc = model.predict(part)
-            market = part["market_price"].to_numpy(dtype="float64")
-            fair = market * np.exp(fc.fair)
-            sl = slice(start, start + len(part))
-            out["market"][sl] = market
-            out["forecast"][sl] = market * np.exp(fc.ret)
-            out["fair"][sl] = fair
-            # The interval is the model's 80% band of the next observed price,
-            # widened where needed so that it always contains the fair price.
-            out["low"][sl] = np.minimum(market * np.exp(fc.low), fair)
-            out["high"][sl] = np.maximum(market * np.exp(fc.high), fair)
-            # From the band before it is widened to the fair price: the card's own spread.
-            out["typical"][sl] = typical_move(fc.low, fc.high)
-            if fc.up is None or fc.down is None:
-                has_chances = False
-            else:
-                out["up"][sl], out["down"][sl] = fc.up, fc.down
-        policy = getattr(model, "signal_policy", FIXED)
-        # What the one-line rules read: the move over the last h observations, as the pipeline computed it.
-        log_price = np.log(out["market"])
-        codes, uniques = pd.factorize(state["card_id"], sort=False)
-        h = int(getattr(model, "horizon", 1))
-        recent = np.full(n, np.nan, dtype="float32")
-        if n > h:
-            same = codes[h:] == codes[:-h]
-            recent[h:] = np.where(same, log_price[h:] - log_price[:-h], np.nan)
-        # Per-card boundaries from integer codes: materializing one Python
-        # string per row (millions) would fragment the heap for good.
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if n else np.array([], int)
-        ends = np.r_[starts[1:], n] if n else starts
-        cards = {str(uniques[codes[s]]): (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
-        days = (state["date"].to_numpy().astype("datetime64[D]") - EPOCH_DAY).astype("int32")
+        return cls.of(version, priced.price(state, model, chunk_rows))
 
-        def first(col: str) -> list[str | None]:
-            if col not in state.columns:
-                return [None] * len(starts)
-            values = state[col].iloc[starts].tolist()
-            return [None if pd.isna(v) else str(v) for v in values]
+    @classmethod
+    def open(cls, version: str, directory: Path) -> ServingState:
+        """The state the pipeline priced and merged (workers.priced), memory-mapped: nothing is copied."""
+        return cls.of(version, priced.open_dir(directory))
 
-        info = dict(zip(cards, zip(first("card_name"), first("set_name"), first("currency"), strict=True), strict=True))
-        volume = (
-            state["volume"].to_numpy(dtype="float32") if "volume" in state.columns else np.full(n, np.nan, "float32")
+    @classmethod
+    def of(cls, version: str, state: priced.Priced) -> ServingState:
+        cards = state.cards
+        ids = cards["card_id"].tolist()
+        spans = dict(zip(ids, zip(cards["start"].tolist(), cards["end"].tolist(), strict=True), strict=True))
+
+        def column(name: str) -> list[str | None]:
+            return [None if v is None or v != v else str(v) for v in cards[name].tolist()]
+
+        info = dict(
+            zip(ids, zip(column("card_name"), column("set_name"), column("currency"), strict=True), strict=True)
         )
-        if not has_chances:
-            out["up"] = out["down"] = None  # type: ignore[assignment]
-        basis = SignalBasis(**{**policy.as_dict(), "reason": policy.reason[:1000], "horizon": max(policy.horizon, 1)})
-        return cls(version=version, cards=cards, days=days, volume=volume, info=info, basis=basis, recent=recent, **out)
+        rows = state.rows
+        arrays = {k: rows[k] for k in ("days", "market", "forecast", "fair", "low", "high", "volume", "typical")}
+        return cls(
+            version=version,
+            cards=spans,
+            info=info,
+            up=rows["up"],
+            down=rows["down"],
+            recent=rows["recent"],  # type: ignore[arg-type]
+            basis=SignalBasis(**state.basis),
+            **arrays,  # type: ignore[arg-type]
+        )
 
     def __len__(self) -> int:
         return len(self.days)

@@ -35,17 +35,26 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from workers.pipeline.partitions import Partition
+
 SOURCE_NAME = "demo (synthetic)"
 
 
-def generate(n_cards: int = 200, n_days: int = 365, end: date | None = None, seed: int = 7) -> pd.DataFrame:
+def generate(
+    n_cards: int = 200, n_days: int = 365, end: date | None = None, seed: int = 7, cards: np.ndarray | None = None
+) -> pd.DataFrame:
     """Generate a long table of synthetic daily prices.
 
+    Every card draws from its own random stream (seeded by `seed` and its
+    number), so a card's history is the same whichever other cards are
+    generated with it: a partition of the catalogue can be generated alone.
+
     Args:
-        n_cards: number of synthetic cards.
+        n_cards: number of synthetic cards in the catalogue.
         n_days: number of daily observations per card.
         end: last date (default 2026-01-01, fixed so runs are reproducible).
         seed: RNG seed; the same arguments always give the same table.
+        cards: the card numbers (0..n_cards-1) to generate; default all.
 
     Returns:
         Long table with card_id, card_name, set_name, date, market_price,
@@ -53,48 +62,54 @@ def generate(n_cards: int = 200, n_days: int = 365, end: date | None = None, see
     """
     if n_cards < 1 or n_days < 2:
         raise ValueError("demo source needs n_cards >= 1 and n_days >= 2")
-    rng = np.random.default_rng(seed)
+    numbers = np.arange(n_cards) if cards is None else np.asarray(cards, dtype="int64")
     end = end or date(2026, 1, 1)
-    shape = (n_cards, n_days)
-
-    start_price = np.exp(rng.normal(np.log(12.0), 1.1, n_cards))
-    drift = rng.normal(0.0, 0.0012, n_cards)
-    vol = np.exp(rng.normal(np.log(0.014), 0.5, n_cards))
-    sale_prob = np.clip(rng.beta(3.0, 3.0, n_cards) * 1.1, 0.05, 0.98)
-
-    # Latent value: random walk plus rare persistent jumps.
-    steps = drift[:, None] + vol[:, None] * rng.standard_normal(shape)
-    jump = rng.random(shape) < 0.03
-    jump_size = rng.normal(0.0, 0.2, shape) * jump
-    log_value = np.log(start_price)[:, None] + np.cumsum(steps + 0.4 * jump_size, axis=1)
-
-    # Observed print: value times transient noise (overshoot that reverts).
-    noise = rng.normal(0.0, 0.6, shape) * vol[:, None] + 0.6 * jump_size
-    sale = rng.random(shape) < sale_prob[:, None]
-    sale[:, 0] = True
-    log_print = np.where(sale, log_value + noise, np.nan)
-    # Carry the last printed price forward on days without a sale.
-    idx = np.where(sale, np.arange(n_days)[None, :], 0)
-    np.maximum.accumulate(idx, axis=1, out=idx)
-    log_price = np.take_along_axis(log_print, idx, axis=1)
-    price = np.round(np.exp(log_price), 2).clip(min=0.01)
-    volume = np.where(sale, 1 + rng.poisson(3.0 * sale_prob[:, None], shape), 0)
+    price = np.empty((len(numbers), n_days))
+    volume = np.empty((len(numbers), n_days))
+    for row, number in enumerate(numbers):
+        price[row], volume[row] = _card(int(number), n_days, seed)
 
     dates = pd.date_range(end=pd.Timestamp(end), periods=n_days, freq="D")
-    card_ids = np.array([f"demo-{i:05d}" for i in range(n_cards)])
-    set_no = np.arange(n_cards) // 100 + 1
+    # Object arrays repeat references: one Python string per card, not per row.
+    card_ids = np.array([f"demo-{i:05d}" for i in numbers], dtype=object)
+    names = np.array([f"Synthetic Card {i}" for i in numbers], dtype=object)
+    sets = np.array([f"Synthetic Demo Set {i // 100 + 1}" for i in numbers], dtype=object)
     return pd.DataFrame(
         {
             "card_id": np.repeat(card_ids, n_days),
-            "card_name": np.repeat(np.char.add("Synthetic Card ", np.arange(n_cards).astype(str)), n_days),
-            "set_name": np.repeat(np.char.add("Synthetic Demo Set ", set_no.astype(str)), n_days),
-            "date": np.tile(dates.values, n_cards),
+            "card_name": np.repeat(names, n_days),
+            "set_name": np.repeat(sets, n_days),
+            "date": np.tile(dates.values, len(numbers)),
             "market_price": price.ravel(),
             "currency": "USD",
             "source": SOURCE_NAME,
-            "volume": volume.ravel().astype("float64"),
+            "volume": volume.ravel(),
         }
     )
+
+
+def _card(number: int, n_days: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One card's daily prices and volumes, from its own random stream."""
+    rng = np.random.default_rng([seed, number])
+    start_price = np.exp(rng.normal(np.log(12.0), 1.1))
+    drift = rng.normal(0.0, 0.0012)
+    vol = np.exp(rng.normal(np.log(0.014), 0.5))
+    sale_prob = float(np.clip(rng.beta(3.0, 3.0) * 1.1, 0.05, 0.98))
+
+    # Latent value: random walk plus rare persistent jumps.
+    steps = drift + vol * rng.standard_normal(n_days)
+    jump_size = rng.normal(0.0, 0.2, n_days) * (rng.random(n_days) < 0.03)
+    log_value = np.log(start_price) + np.cumsum(steps + 0.4 * jump_size)
+
+    # Observed print: value times transient noise (overshoot that reverts).
+    noise = rng.normal(0.0, 0.6, n_days) * vol + 0.6 * jump_size
+    sale = rng.random(n_days) < sale_prob
+    sale[0] = True
+    # Carry the last printed price forward on days without a sale.
+    idx = np.maximum.accumulate(np.where(sale, np.arange(n_days), 0))
+    price = np.round(np.exp((log_value + noise)[idx]), 2).clip(min=0.01)
+    volume = np.where(sale, 1 + rng.poisson(3.0 * sale_prob, n_days), 0).astype("float64")
+    return price, volume
 
 
 class DemoSource:
@@ -105,5 +120,12 @@ class DemoSource:
     def __init__(self, n_cards: int = 200, n_days: int = 365, seed: int = 7) -> None:
         self.n_cards, self.n_days, self.seed = n_cards, n_days, seed
 
-    def fetch(self, as_of: date) -> pd.DataFrame:
-        return generate(self.n_cards, self.n_days, end=as_of - timedelta(days=1), seed=self.seed)
+    def catalogue_size(self) -> int:
+        return self.n_cards
+
+    def fetch(self, as_of: date, partition: Partition | None = None) -> pd.DataFrame:
+        """The catalogue, or only the cards of `partition` (generated alone, not filtered)."""
+        numbers = np.arange(self.n_cards)
+        if partition is not None:
+            numbers = numbers[partition.holds([f"demo-{i:05d}" for i in numbers])]
+        return generate(self.n_cards, self.n_days, end=as_of - timedelta(days=1), seed=self.seed, cards=numbers)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from workers.pipeline.partitions import Partition
 from workers.pipeline.schema import OPTIONAL_DEFAULTS, REQUIRED_COLUMNS
-from workers.pipeline.sources.base import SourceError
+from workers.pipeline.sources.base import SourceError, only
 
 VOLUME_ALIASES = ("volume", "quantity_sold", "sample_count")
 
@@ -24,12 +25,30 @@ class FileSource:
         self.path = Path(path)
         self.currency = currency
 
-    def fetch(self, as_of: date) -> pd.DataFrame:
+    def catalogue_size(self) -> int | None:
+        """Distinct card ids in a Parquet file (its card_id column only); None for CSV or an unreadable file."""
+        if self.path.suffix.lower() not in {".parquet", ".pq"} or not self.path.exists():
+            return None
+        try:
+            return int(pd.read_parquet(self.path, columns=["card_id"])["card_id"].nunique())
+        except Exception:  # fetch reports the file's problem with its detail
+            return None
+
+    def fetch(self, as_of: date, partition: Partition | None = None) -> pd.DataFrame:
+        """The file's rows (a partition's: Parquet reads only their row groups' matches; CSV is read whole)."""
         if not self.path.exists():
             raise SourceError(f"input file not found: {self.path}")
         suffix = self.path.suffix.lower()
         try:
-            if suffix in {".parquet", ".pq"}:
+            if suffix in {".parquet", ".pq"} and partition is not None and partition.count > 1:
+                ids = pd.read_parquet(self.path, columns=["card_id"])["card_id"].astype(str).unique()
+                mine = ids[partition.holds(pd.Series(ids))].tolist()
+                df = (
+                    pd.read_parquet(self.path, filters=[("card_id", "in", mine)])
+                    if mine
+                    else pd.read_parquet(self.path).iloc[:0]
+                )
+            elif suffix in {".parquet", ".pq"}:
                 df = pd.read_parquet(self.path)
             elif suffix in {".csv", ".txt"}:
                 # Read every column as text: validation decides what is a valid
@@ -53,4 +72,4 @@ class FileSource:
         for column, default in defaults.items():
             if column not in df.columns:
                 df[column] = df["card_id"] if default is None else default
-        return df
+        return only(df, partition)

@@ -29,7 +29,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from workers.pipeline.sources.base import SourceError
+from workers.pipeline.partitions import Partition
+from workers.pipeline.sources.base import SourceError, only
 from workers.pipeline.tracked_cards import TrackedCards
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,13 @@ class PokemonPriceTrackerSource:
     def close(self) -> None:
         self._client.close()
 
-    def fetch(self, as_of: date) -> pd.DataFrame:
+    def catalogue_size(self) -> int | None:
+        """Unknown before fetching (a tracked set holds however many cards it has)."""
+        return None
+
+    def fetch(self, as_of: date, partition: Partition | None = None) -> pd.DataFrame:
+        """The tracked sets and cards; a partition's cards are filtered from the whole answer
+        (the API pages by set, not by card hash)."""
         rows: list[dict[str, Any]] = []
         try:
             for set_id in self.tracked.sets:
@@ -104,7 +111,7 @@ class PokemonPriceTrackerSource:
         finally:
             self.close()
         columns = ["card_id", "card_name", "set_name", "date", "market_price", "currency", "source", "volume"]
-        return pd.DataFrame(rows, columns=columns)
+        return only(pd.DataFrame(rows, columns=columns), partition)
 
     def _paged(self, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
         offset = 0
