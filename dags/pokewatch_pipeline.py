@@ -1,11 +1,18 @@
 """
 ### PokeWatch ML pipeline
 
-Daily at 02:00 UTC: collect -> validate -> features -> train -> evaluate ->
+Daily at 02:00 UTC: plan -> collect -> validate -> features (per partition)
+-> context -> train -> evaluate, with price (per partition) beside it ->
 register (MLflow, champion gate) -> publish.
 
+- The catalogue is split into partitions of whole cards (`plan`: one per
+  `POKEWATCH_CARDS_PER_PARTITION` cards, at most 256). Collect, validate,
+  features and price are mapped tasks (`.expand()`), one instance per
+  partition: they run on as many workers as the executor has, and a failed
+  partition retries alone. Training and evaluation read a bounded sample
+  of whole cards, so their cost does not grow with the catalogue.
 - The collection date is the run's logical date: re-running or backfilling a
-  day replaces that day's partitions; nothing is duplicated.
+  day replaces that day's files; nothing is duplicated.
 - Tasks exchange paths and ids through XCom, never data frames; every step is
   the pipeline's own function (`workers.pipeline.run`).
 - `publish` records the run (each step's duration and rows, the evaluation,
@@ -63,6 +70,21 @@ def _step(run: dict[str, Any], name: str, out: dict[str, Any], started: float) -
     return {**run, **out, "steps": {**run.get("steps", {}), name: compact(name, out, time.monotonic() - started)}}
 
 
+def _mapped(
+    part: dict[str, int], name: str, out: dict[str, Any], started: float, job: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A mapped task's XCom: its partition and each step's figures so far (paths stay on disk)."""
+    import time
+
+    from workers.pipeline.runs import compact
+
+    figures = {**compact(name, out, time.monotonic() - started), **{k: out[k] for k in ("rows", "cards") if k in out}}
+    if name == "validate":
+        figures["quarantined"] = out.get("quarantined", 0)
+        figures["quarantine_reasons"] = out.get("quarantine_reasons", {})
+    return {"part": part, "steps": {**(job or {}).get("steps", {}), name: figures}}
+
+
 @dag(
     dag_id=DAG_ID,
     schedule="0 2 * * *",
@@ -79,38 +101,71 @@ def _step(run: dict[str, Any], name: str, out: dict[str, Any], started: float) -
 )
 def pokewatch_ml_pipeline() -> None:
     @task
-    def collect() -> dict[str, Any]:
-        import time
+    def plan() -> list[dict[str, int]]:
         from pathlib import Path
 
         from workers.pipeline import run as steps
 
-        started = time.monotonic()
         source, input_path = _params()
-        day = _run_day()
-        out = steps.collect(_settings(), source, day, Path(input_path) if input_path else None)
-        return _step({"day": day.isoformat(), "source": source}, "collect", out, started)
+        parts = steps.plan(_settings(), source, Path(input_path) if input_path else None)
+        return [p.as_dict() for p in parts]
 
     @task
-    def validate(run: dict[str, Any]) -> dict[str, Any]:
+    def collect(part: dict[str, int]) -> dict[str, Any]:
+        import time
+        from pathlib import Path
+
+        from workers.pipeline import run as steps
+        from workers.pipeline.partitions import Partition
+
+        started = time.monotonic()
+        source, input_path = _params()
+        out = steps.collect(
+            _settings(), source, _run_day(), Path(input_path) if input_path else None, Partition(**part)
+        )
+        return _mapped(part, "collect", out, started)
+
+    @task
+    def validate(job: dict[str, Any]) -> dict[str, Any]:
         import time
 
         from workers.pipeline import run as steps
+        from workers.pipeline.partitions import Partition
 
         started = time.monotonic()
         settings = _settings()
-        cards = settings.cards_file if run["source"] == "pokemonpricetracker" else None
-        out = steps.validate(settings, run["source"], date.fromisoformat(run["day"]), cards)
-        return _step(run, "validate", out, started)
+        source, _ = _params()
+        cards = settings.cards_file if source == "pokemonpricetracker" else None
+        out = steps.validate(settings, source, _run_day(), cards, Partition(**job["part"]))
+        return _mapped(job["part"], "validate", out, started, job)
 
     @task
-    def features(run: dict[str, Any]) -> dict[str, Any]:
+    def features(job: dict[str, Any]) -> dict[str, Any]:
+        import time
+
+        from workers.pipeline import run as steps
+        from workers.pipeline.partitions import Partition
+
+        started = time.monotonic()
+        source, _ = _params()
+        out = steps.features(_settings(), source, Partition(**job["part"]))
+        return _mapped(job["part"], "features", out, started, job)
+
+    @task
+    def context(jobs: list[dict[str, Any]]) -> dict[str, Any]:
         import time
 
         from workers.pipeline import run as steps
 
         started = time.monotonic()
-        return _step(run, "features", steps.features(_settings(), run["source"]), started)
+        done = list(jobs)
+        source, _ = _params()
+        run: dict[str, Any] = {"day": _run_day().isoformat(), "source": source, "steps": {}}
+        for name in ("collect", "validate", "features"):
+            outs = [{**j["steps"][name], "seconds": j["steps"][name]["seconds"]} for j in done]
+            run["steps"][name] = {**steps.combine(name, outs), "seconds": round(sum(o["seconds"] for o in outs), 2)}
+        count = done[0]["part"]["count"]
+        return _step(run, "context", steps.context(_settings(), source, count), started)
 
     @task
     def train(run: dict[str, Any]) -> dict[str, Any]:
@@ -134,11 +189,25 @@ def pokewatch_ml_pipeline() -> None:
         return _step(run, "evaluate", out, started)
 
     @task
-    def register(run: dict[str, Any]) -> dict[str, Any]:
+    def price(run: dict[str, Any], part: dict[str, int]) -> dict[str, Any]:
+        import time
+
+        from workers.pipeline import run as steps
+        from workers.pipeline.partitions import Partition
+
+        started = time.monotonic()
+        out = steps.price(_settings(), run["source"], date.fromisoformat(run["day"]), Partition(**part))
+        return _mapped(part, "price", out, started)
+
+    @task
+    def register(run: dict[str, Any], priced: list[dict[str, Any]]) -> dict[str, Any]:
         import time
 
         from workers.pipeline import run as steps
 
+        outs = [j["steps"]["price"] for j in priced]
+        run = {**run, "steps": {**run["steps"], "price": {**steps.combine("price", outs),
+               "seconds": round(sum(o["seconds"] for o in outs), 2)}}}  # fmt: skip
         started = time.monotonic()
         out = steps.register(_settings(), run["source"], date.fromisoformat(run["day"]))
         return _step(run, "register", out, started)
@@ -157,7 +226,11 @@ def pokewatch_ml_pipeline() -> None:
             raise AirflowSkipException(f"version {run['version']} not promoted: {run['reason']}")
         return publish_version(_settings(), client, str(run["version"]))
 
-    publish(register(evaluate(train(features(validate(collect()))))))
+    parts = plan()
+    featured = features.expand(job=validate.expand(job=collect.expand(part=parts)))
+    trained = train(context(featured))
+    priced = price.partial(run=trained).expand(part=parts)
+    publish(register(evaluate(trained), priced))
 
 
 dag = pokewatch_ml_pipeline()

@@ -27,8 +27,8 @@ def _status(pokewatch) -> dict[str, list[str]]:
 
 
 def test_every_pipeline_step_then_a_whole_run_then_model_versions(pokewatch, cli_env, tmp_path: Path) -> None:
-    # pokewatch pipeline collect|validate|features|train|evaluate|register --source demo [--date YYYY-MM-DD]
-    for step in ("collect", "validate", "train", "evaluate", "register"):
+    # pokewatch pipeline collect|validate|features|train|evaluate|price|register --source demo [--date YYYY-MM-DD]
+    for step in ("collect", "validate", "train", "evaluate", "price", "register"):
         if step == "train":
             _ok(pokewatch("pipeline", "features", "--source", "demo"))
         out = json.loads(_ok(pokewatch("pipeline", step, "--source", "demo", "--date", "2026-01-02")))

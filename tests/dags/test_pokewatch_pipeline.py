@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 import redis
 
@@ -69,6 +70,7 @@ print(json.dumps({
     "retries": {t.task_id: t.retries for t in dag.tasks},
     "retry_delay_s": {t.task_id: t.retry_delay.total_seconds() for t in dag.tasks},
     "downstream": {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks},
+    "mapped": sorted(t.task_id for t in dag.tasks if "Mapped" in type(t).__name__),
 }))
 """
 
@@ -95,9 +97,13 @@ def test_dag_parses_with_its_schedule_retries_and_no_connection(airflow_home) ->
     assert "publish" in info["doc"]
     assert all(n >= 2 for n in info["retries"].values()), info["retries"]
     assert set(info["retry_delay_s"].values()) == {300.0}
-    order = ["collect", "validate", "features", "train", "evaluate", "register", "publish"]
+    order = ["plan", "collect", "validate", "features", "context", "train", "evaluate", "register", "publish"]
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in info["downstream"][upstream]
+    # Pricing the partitions needs the trained model, and runs beside the evaluation.
+    assert {"price", "evaluate"} <= set(info["downstream"]["train"])
+    assert "register" in info["downstream"]["price"]
+    assert info["mapped"] == ["collect", "features", "price", "validate"]
 
 
 def _weak_champion(data_dir: Path) -> str:
@@ -182,7 +188,9 @@ def test_dag_run_promotes_a_model_and_every_replica_hot_reloads_without_failed_r
         new = published[0]["version"]
         # The run's record, for the metrics: every step timed, rows counted, the gate's decision.
         (record,) = [PipelineRun.model_validate_json(f[b"payload"]) for _, f in r.xrange(keys.PIPELINE_RUNS_STREAM)]
-        assert list(record.steps) == ["collect", "validate", "features", "train", "evaluate", "register"]
+        assert list(record.steps) == [
+            "collect", "validate", "features", "context", "train", "evaluate", "price", "register"
+        ]  # fmt: skip
         assert all(step.seconds is not None and step.seconds >= 0 for step in record.steps.values())
         assert record.steps["features"].rows and record.steps["collect"].rows
         assert record.promoted and record.model_version == new and record.metrics["model_mape"] > 0
@@ -212,10 +220,10 @@ def test_dag_run_promotes_a_model_and_every_replica_hot_reloads_without_failed_r
 
         settings = PipelineSettings(data_dir=data_dir)
         ref = version_ref(settings, old)
-        state_files = list((data_dir / "mlartifacts").rglob("serving/state.parquet"))
+        state_files = list((data_dir / "mlartifacts").rglob("serving/priced/meta.json"))
         broken = [p for p in state_files if ref.run_id in str(p)]
         assert broken, state_files
-        broken[0].write_bytes(b"not a parquet file")
+        broken[0].write_bytes(b"not the state's description")
         publish_version(settings, r, old, rollback=True)
         deadline = time.monotonic() + 60
         failures: list[dict] = []
@@ -259,3 +267,73 @@ def test_dag_run_promotes_a_model_and_every_replica_hot_reloads_without_failed_r
         assert "*" in rows[old].split("│")[2] and "*" not in rows[new].split("│")[2], status.stdout
     finally:
         stack.stop()
+
+
+RUN_FLAKY = """
+import json, os, sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from workers.pipeline import run as steps
+
+calls = Path(os.environ["CALLS"])
+real = steps.features
+
+def flaky(settings, source, part=None):
+    with calls.open("a") as f:
+        f.write(f"{part.index}\\n")
+    if part.index == 1 and calls.read_text().split().count("1") == 1:
+        raise RuntimeError("partition 1 fails on its first try")
+    return real(settings, source, part)
+
+steps.features = flaky  # the DAG's tasks import the module and call it by name
+from dags.pokewatch_pipeline import dag
+for t in dag.tasks:
+    t.retries = 1 if t.task_id == "features" else 0
+    t.retry_delay = timedelta(0)
+run = dag.test(logical_date=datetime(2026, 1, 2, 2, tzinfo=timezone.utc))
+tis = [[ti.task_id, ti.map_index, ti.try_number, str(ti.state)] for ti in run.get_task_instances()]
+print("TIS " + json.dumps(tis))
+sys.exit(0 if str(run.state) == "success" else 1)
+"""
+
+
+@pytest.mark.slow
+def test_partitions_run_as_mapped_tasks_and_a_failed_partition_retries_alone(
+    airflow_home, redis_server, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    calls = tmp_path / "feature-calls.txt"
+    env = {
+        **os.environ,
+        **airflow_home,
+        "PYTHONPATH": str(ROOT),
+        "CALLS": str(calls),
+        "POKEWATCH_DATA_DIR": str(data_dir),
+        "POKEWATCH_DEMO_CARDS": "36",
+        "POKEWATCH_DEMO_DAYS": "150",
+        "POKEWATCH_PARTITIONS": "3",
+        "AIRFLOW_CONN_REDIS_DEFAULT": redis_server.url.rsplit("/", 1)[0] + "?db=6",
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    run = subprocess.run(
+        [sys.executable, "-c", RUN_FLAKY], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+    tis = json.loads(next(line for line in run.stdout.splitlines() if line.startswith("TIS "))[4:])
+    by_task: dict[str, dict[int, tuple[int, str]]] = {}
+    for task_id, index, tries, state in tis:
+        by_task.setdefault(task_id, {})[index] = (tries, state)
+    # Three mapped instances of each per-partition step, all successful.
+    for task_id in ("collect", "validate", "features", "price"):
+        assert sorted(by_task[task_id]) == [0, 1, 2], by_task
+        assert {state for _, state in by_task[task_id].values()} == {"success"}, by_task
+    # Only partition 1's features ran twice; the other partitions ran once, nothing upstream re-ran.
+    assert by_task["features"][1][0] == 2 and by_task["features"][0][0] == by_task["features"][2][0] == 1
+    assert sorted(calls.read_text().split()) == ["0", "1", "1", "2"]
+    assert all(tries == 1 for tries, _ in {**by_task["collect"], **by_task["validate"]}.values())
+    # Each partition holds its own cards, 36 in all, none twice.
+    from workers.pipeline.partitions import Partition
+
+    cards = [pd.read_parquet(p)["card_id"] for p in sorted((data_dir / "features").rglob("features-part-*.parquet"))]
+    assert len(cards) == 3 and sum(len(set(c)) for c in cards) == 36
+    assert all(Partition(i, 3).holds(c).all() for i, c in enumerate(cards))

@@ -124,10 +124,14 @@ PartOpt = Annotated[
 ]
 
 
-def _each(name: str, fn: Any, parts: list[Any], only: int | None) -> None:
-    """Run a mapped step over the partitions (or one of them), printing the combined figures."""
+def _each(name: str, fn: Any, plan: Any, only: int | None) -> None:
+    """Run a mapped step over the partitions `plan()` gives (or one of them), printing the combined figures."""
     from workers.pipeline import run as steps
 
+    try:
+        parts = plan()
+    except errors() as exc:
+        fail(exc)
     if only is not None and not 0 <= only < len(parts):
         fail(ValueError(f"no partition {only}: this run has {len(parts)} (0..{len(parts) - 1})"))
     chosen = [parts[only]] if only is not None else parts
@@ -142,8 +146,8 @@ def collect(
     from workers.pipeline import run as steps
 
     settings, when = PipelineSettings(), day(day_)
-    parts = steps.plan(settings, source, input_path)
-    _each("collect", lambda p: steps.collect(settings, source, when, input_path, p), parts, part)
+    plan = lambda: steps.plan(settings, source, input_path)  # noqa: E731
+    _each("collect", lambda p: steps.collect(settings, source, when, input_path, p), plan, part)
 
 
 @app.command("validate")
@@ -152,8 +156,8 @@ def validate(source: SourceOpt = "demo", day_: DateOpt = None, cards: CardsOpt =
     from workers.pipeline import run as steps
 
     settings, when = PipelineSettings(), day(day_)
-    parts = steps.landed(settings, "landing", source, when)
-    _each("validate", lambda p: steps.validate(settings, source, when, cards, p), parts, part)
+    plan = lambda: steps.landed(settings, "landing", source, when)  # noqa: E731
+    _each("validate", lambda p: steps.validate(settings, source, when, cards, p), plan, part)
 
 
 @app.command("features")
@@ -162,9 +166,9 @@ def features(source: SourceOpt = "demo", part: PartOpt = None) -> None:
     from workers.pipeline import run as steps
 
     settings = PipelineSettings()
-    parts = steps.landed(settings, "raw", source)
-    _each("features", lambda p: steps.features(settings, source, p), parts, part)
-    _run_step("context", steps.context, settings, source, len(parts))
+    plan = lambda: steps.landed(settings, "raw", source)  # noqa: E731
+    _each("features", lambda p: steps.features(settings, source, p), plan, part)
+    _run_step("context", steps.context, settings, source, len(plan()))
 
 
 @app.command("train")
@@ -190,11 +194,8 @@ def price(source: SourceOpt = "demo", day_: DateOpt = None, part: PartOpt = None
     from workers.pipeline.partitions import partitions
 
     settings, when = PipelineSettings(), day(day_)
-    try:
-        parts = partitions(steps.manifest(settings, source)["partitions"])
-    except FileNotFoundError as exc:
-        fail(exc)
-    _each("price", lambda p: steps.price(settings, source, when, p), parts, part)
+    plan = lambda: partitions(steps.manifest(settings, source)["partitions"])  # noqa: E731
+    _each("price", lambda p: steps.price(settings, source, when, p), plan, part)
 
 
 @app.command("register")

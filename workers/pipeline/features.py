@@ -192,13 +192,16 @@ def _calendar_features(df: pd.DataFrame, ret: pd.Series) -> None:
         idx = _as_of(codes, days, back)
         df[f"ret_{back}d"] = np.where(idx >= 0, lp - lp[np.maximum(idx, 0)], np.nan)
     # Volatility of the steps inside the last 28 days, from running sums (no per-card loop).
-    r = ret.fillna(0.0).to_numpy()
-    c1, c2 = np.concatenate([[0.0], np.cumsum(r)]), np.concatenate([[0.0], np.cumsum(r * r)])
+    # The sums restart with every card: a card's figures do not depend on the rows
+    # before it (nor does their rounding), so a partition gives the whole table's values.
+    r = pd.Series(ret.fillna(0.0).to_numpy())
+    c1 = r.groupby(codes, sort=False).cumsum().to_numpy()
+    c2 = (r * r).groupby(codes, sort=False).cumsum().to_numpy()
     first = df.groupby(codes, sort=False).cumcount().to_numpy()
     start = np.arange(len(df)) - first  # the card's first row
     idx = _as_of(codes, days, 28)
-    lo = np.where(idx >= 0, idx + 1, start + 1)  # steps after the as-of row (the first row has no step)
-    hi = np.arange(len(df)) + 1
+    lo = np.where(idx >= 0, idx, start)  # the steps after the as-of row (the first row has no step)
+    hi = np.arange(len(df))
     n = np.maximum(hi - lo, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = (c1[hi] - c1[lo]) / n

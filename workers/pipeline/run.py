@@ -454,6 +454,10 @@ def combine(name: str, outs: list[dict[str, Any]]) -> dict[str, Any]:
             reasons[reason] = reasons.get(reason, 0) + int(n)
     if name == "validate":
         out["quarantine_reasons"] = reasons
+    for key in ("landing", "raw", "quarantine", "features", "priced"):
+        if any(key in o for o in outs):
+            paths = [o[key] for o in outs if o.get(key)]
+            out[key] = (paths[0] if paths else None) if len(outs) == 1 else paths
     if "seconds" in outs[0] if outs else False:
         out["partition_seconds"] = [o["seconds"] for o in outs]
     return out

@@ -81,7 +81,8 @@ class ServingState:
         info = dict(
             zip(ids, zip(column("card_name"), column("set_name"), column("currency"), strict=True), strict=True)
         )
-        rows = state.rows
+        # Plain ndarray views of the mapped columns: still the file's pages, never copied.
+        rows = {k: None if v is None else np.asarray(v) for k, v in state.rows.items()}
         arrays = {k: rows[k] for k in ("days", "market", "forecast", "fair", "low", "high", "volume", "typical")}
         return cls(
             version=version,
