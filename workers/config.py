@@ -113,7 +113,7 @@ class PipelineSettings(RegistrySettings, SignalSettings):
         default=None, ge=1, le=256, description="a fixed partition count; unset = one per cards_per_partition cards"
     )
     sample_rows: int = Field(
-        default=1_500_000,
+        default=1_000_000,
         ge=10_000,
         description="training and evaluation read whole cards, chosen by hash, up to this many feature rows",
     )

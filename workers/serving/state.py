@@ -1,15 +1,18 @@
 """Serving-time card state: what a model replica needs to price any card on any date.
 
-Where it lives. The pipeline's register step logs the state next to the
-model in the same MLflow run (workers.pipeline.serving_state): for every
-card, the feature rows of its last `serving_days` days (market price, name,
-set, the model's features). A replica loads the champion *and* that state together, so a reply
-is always computed by one model version on the data that version was trained
-with; nothing else has to be kept in sync.
+Where it lives. The pipeline prices every served row once, partition by
+partition, with the version it registers, and logs the merged columns beside
+the model (workers.priced): for every card, its last `serving_days` days of
+market price, forecast, fair price and band, typical move, chances and
+recent move. A replica memory-maps those columns (`ServingState.open`):
+loading is opening files, whatever the catalogue's size, and replicas on one
+machine share the pages. A reply is always computed by one model version on
+the data that version was trained with; nothing else has to be kept in sync.
+Versions from before the priced state carry feature rows, which the replica
+prices itself at load (`ServingState.build`).
 
-At load time the replica runs the model once, vectorized, over every row of
-the state and keeps the outputs as flat arrays. A request is then a dictionary
-lookup and a binary search per card: no pandas, no model call on the hot path.
+A request is a dictionary lookup and a binary search per card: no pandas, no
+model call on the hot path.
 
 Dates. `date` omitted means the card's latest known price. A past date means
 the state as of that date: the last observation on or before it (weekly
@@ -36,7 +39,7 @@ from workers import priced
 class ServingState:
     """Model outputs for every (card, date) of the state, ready for lookups.
 
-    Compact on purpose (a replica holds it in memory): per row only the day
+    Compact on purpose (replicas map it and share it): per row only the day
     number, five float32 prices (market, forecast, fair, low, high), the
     card's typical move (the signal rules' scale) and the volume (market price
     in float64, as shown to users); names, sets and currencies once per card,
