@@ -88,6 +88,26 @@ def _task(name: str, settings: dict[str, Any], part: dict[str, int] | None) -> t
     return time.perf_counter() - started, peak, {k: v for k, v in out.items() if isinstance(v, int | float | str)}
 
 
+def _in_child(fn: Any, *args: Any) -> Any:
+    """Registry calls in a fresh process: MLflow keeps one store per process, and each size has its own."""
+    with _pool(1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def _as_champion(data_dir: str, version: str) -> None:
+    from workers import registry
+
+    registry.set_champion(PipelineSettings(data_dir=data_dir), version)
+
+
+def _publish(data_dir: str, broker_url: str, version: str) -> float:
+    """Announce the version; returns when it started (CLOCK_MONOTONIC: the same clock in every process)."""
+    settings, client = PipelineSettings(data_dir=data_dir), redis.Redis.from_url(broker_url)
+    started = time.perf_counter()
+    publish_version(settings, client, version, False, True)
+    return started
+
+
 def _pool(workers: int) -> cf.ProcessPoolExecutor:
     return cf.ProcessPoolExecutor(max_workers=workers, max_tasks_per_child=1)
 
@@ -209,8 +229,7 @@ async def serve(data_dir: Path, steady_s: float, new_version: str) -> dict[str, 
         stop = asyncio.Event()
         load = asyncio.create_task(drive(stack.url, cards, 8, stop, log))
         await asyncio.sleep(steady_s)
-        t0 = time.perf_counter()
-        await asyncio.to_thread(publish_version, PipelineSettings(data_dir=data_dir), r, new_version, False, True)
+        t0 = await asyncio.to_thread(_in_child, _publish, str(data_dir), stack.broker_url, new_version)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not all(v == new_version for v, _ in replica_versions(r).values()):
             await asyncio.sleep(0.05)
@@ -241,11 +260,9 @@ def measure(cards: int, days: int, workers: int, serial_too: bool, steady_s: flo
         data_dir = Path(tmp) / "data"
         print(f"\n== {cards} cards x {days} days ({cards * days / 1e6:.2f}M rows)", flush=True)
         out = pipeline(data_dir, cards, days, workers, serial_too)
-        settings = PipelineSettings(data_dir=data_dir)
-        second = steps.register(settings, "demo", DAY)  # the same candidate again: the version to reload to
-        from workers import registry
-
-        registry.set_champion(settings, str(out["version"]))
+        settings = {"data_dir": str(data_dir)}
+        second = single("register", settings)["out"]  # the same candidate again: the version to reload to
+        _in_child(_as_champion, str(data_dir), str(out["version"]))
         out["replica"] = replicas(data_dir)
         out["serve"] = asyncio.run(serve(data_dir, steady_s, str(second["version"])))
         report(out)

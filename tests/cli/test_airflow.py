@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -28,6 +31,34 @@ def _readme_block() -> list[str]:
     return [line.split("  #")[0].rstrip() for line in block.strip().splitlines()]
 
 
+def _the_scheduled_run_maps_partitions_in_parallel(db: Path) -> None:
+    """The scheduler's run succeeds, and its two partitions' mapped tasks ran side by side."""
+    deadline = time.monotonic() + 600
+    run: tuple | None = None
+    while time.monotonic() < deadline:
+        with contextlib.closing(sqlite3.connect(db, timeout=30)) as con:
+            run = con.execute(
+                "SELECT run_id, state FROM dag_run WHERE dag_id = 'pokewatch_ml_pipeline' AND run_type = 'scheduled'"
+            ).fetchone()
+            if run and run[1] in ("success", "failed"):
+                tis = con.execute(
+                    "SELECT task_id, map_index, state, start_date, end_date FROM task_instance WHERE run_id = ?",
+                    (run[0],),
+                ).fetchall()
+                break
+        time.sleep(3)
+    assert run is not None and run[1] == "success", run
+    spans: dict[str, list[tuple[datetime, datetime]]] = {}
+    for task_id, index, state, start, end in tis:
+        assert state in ("success", "skipped"), (task_id, index, state)
+        if index >= 0:
+            spans.setdefault(task_id, []).append((datetime.fromisoformat(start), datetime.fromisoformat(end)))
+    assert {t: len(v) for t, v in spans.items()} == {"collect": 2, "validate": 2, "features": 2, "price": 2}
+    overlapping = [t for t, ((s0, e0), (s1, e1)) in spans.items() if max(s0, s1) < min(e0, e1)]
+    print(f"mapped steps whose two partitions overlapped in time: {overlapping}")
+    assert overlapping, spans
+
+
 def test_the_readme_airflow_block_runs_the_dag_and_standalone_serves(tmp_path: Path, redis_server) -> None:
     lines = _readme_block()
     assert lines[-3:] == [
@@ -41,7 +72,7 @@ def test_the_readme_airflow_block_runs_the_dag_and_standalone_serves(tmp_path: P
     host_port = redis_server.url.rsplit("/", 1)[0].removeprefix("redis://")
     exports = [re.sub(r"redis://127\.0\.0\.1:6379\?db=0", f"redis://{host_port}?db=2", line) for line in lines[:-3]]
     assert any(f"{host_port}?db=2" in e for e in exports), "the block's broker connection was not found"
-    env = {**os.environ, "POKEWATCH_DEMO_CARDS": "30", "POKEWATCH_DEMO_DAYS": "150"}
+    env = {**os.environ, "POKEWATCH_DEMO_CARDS": "30", "POKEWATCH_DEMO_DAYS": "150", "POKEWATCH_PARTITIONS": "2"}
     env.pop("MLFLOW_TRACKING_URI", None)
     r = redis.Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/2")
     r.flushdb()
@@ -54,6 +85,9 @@ def test_the_readme_airflow_block_runs_the_dag_and_standalone_serves(tmp_path: P
 
     port = free_port()
     env["AIRFLOW__API__PORT"] = str(port)
+    # Unpaused on arrival: the scheduler runs the DAG's latest interval at once, on the
+    # standalone's LocalExecutor, a process per task instance.
+    env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
     standalone = subprocess.Popen(
         ["bash", "-c", "\n".join([*exports, "exec " + lines[-1]])],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -71,6 +105,7 @@ def test_the_readme_airflow_block_runs_the_dag_and_standalone_serves(tmp_path: P
             time.sleep(2)
         assert health.get("metadatabase", {}).get("status") == "healthy", health
         assert health.get("scheduler", {}).get("status") == "healthy", health
+        _the_scheduled_run_maps_partitions_in_parallel(tmp_path / ".pokewatch" / "airflow" / "airflow.db")
         # The README's trigger line, against the standalone Airflow's database.
         trigger_line = re.search(r"`(airflow dags trigger [^`]+)`", (ROOT / "README.md").read_text()).group(1)  # type: ignore[union-attr]
         trigger = subprocess.run(

@@ -102,11 +102,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
         ("collect", f"{s['collect']['fetched']:,} rows fetched"),
         ("validate", f"{v['accepted']:,} accepted, {v['quarantined']:,} quarantined {v['quarantine_reasons'] or ''}"),
         ("features", f"{s['features']['rows']:,} rows, {s['features']['cards']:,} cards"),
+        ("context", f"{s['context']['partitions']} partition(s); the feed's and sets' daily moves"),
         ("train", f"forecast={s['train']['selection'].get('forecast')} fair={s['train']['selection'].get('fair')}"),
         (
             "evaluate",
             f"MAPE model {e['model_mape']:.3f}% vs naive {e['naive_mape']:.3f}%; signal rate {e['signal_rate']:.2%}",
         ),
+        ("price", f"{s['price']['rows']:,} served rows of {s['price']['cards']:,} cards priced"),
         (
             "register",
             f"version {r['version']} "

@@ -1,1 +1,1 @@
-"""The batch pipeline: collect -> validate -> features -> train -> evaluate -> register."""
+"""The batch pipeline: collect -> validate -> features -> context -> train -> evaluate -> price -> register."""
