@@ -212,7 +212,7 @@ def _calendar_features(df: pd.DataFrame, ret: pd.Series) -> None:
     df["days_since_change"] = days - last_change_day
 
 
-def context_tables(*frames: pd.DataFrame | Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+def context_tables(*frames: pd.DataFrame | Any, rows_per_slice: int = 4_000_000) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The median move of the whole feed, and of each set, on each date.
 
     Computed with Polars from the stored (float32) `ret_1` and `ret_28d` of
@@ -243,17 +243,43 @@ def context_tables(*frames: pd.DataFrame | Any) -> tuple[pd.DataFrame, pd.DataFr
     if "set_name" not in moves.collect_schema().names():
         moves = moves.with_columns(pl.lit(None, dtype=pl.String).alias("set_name"))
     moves = moves.with_columns(pl.col("set_name").cast(pl.String))
-    feed = moves.group_by("date").agg(
-        pl.col("ret_1").median().alias("feed_move_1"), pl.col("ret_28d").median().alias("feed_move_28d")
-    )
-    sets = (
-        moves.filter(pl.col("set_name").is_not_null().any())
-        .with_columns(pl.col("set_name").fill_null(""))
-        .group_by("set_name", "date")
-        .agg(pl.col("ret_1").median().alias("set_move_1"), pl.col("ret_28d").median().alias("set_move_28d"))
-    )
-    feed_df, sets_df = pl.collect_all([feed, sets])
+    # A median needs every value of its group at once: the dates are taken a slice
+    # at a time (each slice reads the files again, only its rows kept), so memory
+    # is bounded by the slice, not the catalogue.
+    rows = moves.select(pl.len()).collect(engine="streaming").item()
+    feeds, by_sets = [], []
+    for lo, hi in _date_slices(moves, max(1, -(-rows // rows_per_slice))):
+        chunk = moves
+        if lo is not None:
+            chunk = chunk.filter(pl.col("date") >= lo)
+        if hi is not None:
+            chunk = chunk.filter(pl.col("date") < hi)
+        feed = chunk.group_by("date").agg(
+            pl.col("ret_1").median().alias("feed_move_1"), pl.col("ret_28d").median().alias("feed_move_28d")
+        )
+        sets = (
+            chunk.filter(pl.col("set_name").is_not_null().any())
+            .with_columns(pl.col("set_name").fill_null(""))
+            .group_by("set_name", "date")
+            .agg(pl.col("ret_1").median().alias("set_move_1"), pl.col("ret_28d").median().alias("set_move_28d"))
+        )
+        got = pl.collect_all([feed, sets], engine="streaming")
+        feeds.append(got[0])
+        by_sets.append(got[1])
+    feed_df, sets_df = pl.concat(feeds), pl.concat(by_sets)
     return feed_df.sort("date").to_pandas(), sets_df.sort("set_name", "date").to_pandas()
+
+
+def _date_slices(moves: Any, count: int) -> list[tuple[Any, Any]]:
+    """`count` date ranges [lo, hi) covering every date of `moves`; the last has no hi (None),
+    and a single slice no bounds at all."""
+    import polars as pl
+
+    if count <= 1:
+        return [(None, None)]
+    dates = moves.select(pl.col("date").unique().sort()).collect(engine="streaming")["date"]
+    bounds = list(dict.fromkeys(dates[int(i * len(dates) / count)] for i in range(count)))
+    return list(zip(bounds, [*bounds[1:], None], strict=True))
 
 
 def add_context(df: pd.DataFrame, feed: pd.DataFrame, sets: pd.DataFrame) -> pd.DataFrame:

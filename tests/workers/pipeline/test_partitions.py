@@ -37,8 +37,8 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
         np.testing.assert_array_equal(a[column].to_numpy(), b[column].to_numpy(), err_msg=column)
 
 
-@pytest.mark.parametrize("count", [2, 5])
-def test_a_partitions_features_equal_the_whole_tables_for_its_rows(tmp_path, count: int) -> None:
+@pytest.mark.parametrize(("count", "rows_per_slice"), [(2, 4_000_000), (5, 997)])
+def test_a_partitions_features_equal_the_whole_tables_for_its_rows(tmp_path, count: int, rows_per_slice: int) -> None:
     prices = _messy()
     whole = build_features(prices)
     files, frames = [], []
@@ -48,8 +48,9 @@ def test_a_partitions_features_equal_the_whole_tables_for_its_rows(tmp_path, cou
         frames.append(frame)
         files.append(tmp_path / f"{part.name}.parquet")
         frame.to_parquet(files[-1])
-    # The context (the feed's and sets' daily medians) over every partition's stored files.
-    feed, sets = context_tables(*files)
+    # The context (the feed's and sets' daily medians) over every partition's stored files,
+    # in one pass or a slice of dates at a time.
+    feed, sets = context_tables(*files, rows_per_slice=rows_per_slice)
     joined = pd.concat([add_context(f, feed, sets) for f in frames])
     assert len(joined) == len(whole) and joined["set_move_1"].notna().any()
     _same(joined, whole)
