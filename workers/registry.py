@@ -12,7 +12,11 @@ MLflow is imported on first use (about 2 s), never at import time.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import tempfile
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,15 +192,31 @@ def _artifacts(ref: VersionRef) -> set[str]:
 def priced_dir(settings: RegistrySettings, ref: VersionRef) -> Path | None:
     """Where the version's priced state is on this machine (None for a version without one).
 
-    A local artifact store hands back the logged directory itself, so every
-    replica on the machine maps the same files; a remote one downloads it.
+    With a local artifact store, the logged directory itself: every replica
+    on the machine maps the same files and shares their pages. Otherwise it
+    is downloaded once into `<data dir>/serving-cache/<run id>`, which the
+    replicas of the machine share. (MLflow's own download would copy it into
+    a new temporary directory per load.)
     """
     mlflow().set_tracking_uri(settings.tracking_uri)
     if PRICED_DIR not in _artifacts(ref):
         return None
-    return Path(
-        mlflow().artifacts.download_artifacts(run_id=ref.run_id, artifact_path=f"{STATE_ARTIFACT_DIR}/{PRICED_DIR}")
-    )
+    path = f"{STATE_ARTIFACT_DIR}/{PRICED_DIR}"
+    root = urllib.parse.urlparse(mlflow().get_run(ref.run_id).info.artifact_uri)
+    if root.scheme in ("", "file"):
+        local = Path(urllib.request.url2pathname(root.path)) / path
+        if (local / "meta.json").exists():
+            return local
+    cache = Path(settings.data_dir) / "serving-cache" / ref.run_id
+    if not (cache / PRICED_DIR / "meta.json").exists():
+        tmp = cache.with_name(f".{ref.run_id}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        mlflow().artifacts.download_artifacts(run_id=ref.run_id, artifact_path=path, dst_path=str(tmp))
+        shutil.rmtree(cache, ignore_errors=True)
+        os.replace(tmp / STATE_ARTIFACT_DIR, cache)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return cache / PRICED_DIR
 
 
 def load_version(settings: RegistrySettings, ref: VersionRef) -> tuple[Any, pd.DataFrame]:

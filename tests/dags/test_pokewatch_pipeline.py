@@ -123,6 +123,7 @@ def _weak_champion(data_dir: Path) -> str:
     if not candidate.exists():
         candidate = next(settings.data_dir.rglob("model.pkl"))
     gate.save_candidate(RollingMeanModel(), candidate)
+    steps.price(settings, "demo", DAY)  # the served rows, priced by that model
     decision = steps.register(settings, "demo", DAY)
     assert decision["promoted"], decision
     return str(decision["version"])

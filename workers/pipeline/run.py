@@ -129,8 +129,12 @@ def validate(
 
 
 def features(settings: PipelineSettings, source: str, part: Partition | None = None) -> dict[str, Any]:
-    """Rebuild the partition's per-card features from every collected day of its cards."""
-    part = part or Partition(0, 1)
+    """Rebuild the partition's per-card features from every collected day of its cards
+    (without a partition: every partition of the newest collection, then the context)."""
+    if part is None:
+        parts = landed(settings, "raw", source)
+        out = combine("features", [features(settings, source, p) for p in parts])
+        return {**out, "context": context(settings, source, len(parts))["context"]}
     store = DataStore(settings.data_dir)
     table = card_features(store.read_raw(source, part))
     path = store.write_partition(table, store.features_path(source, part), part)
@@ -262,8 +266,11 @@ def evaluate(settings: PipelineSettings, source: str, day: date) -> dict[str, An
 
 def price(settings: PipelineSettings, source: str, day: date, part: Partition | None = None) -> dict[str, Any]:
     """Run the candidate over the partition's served rows (its last `serving_days` days per card)
-    and write them priced (workers.priced), with each card's latest feature row."""
-    part = part or Partition(0, 1)
+    and write them priced (workers.priced), with each card's latest feature row (without a
+    partition: every partition)."""
+    if part is None:
+        count = manifest(settings, source)["partitions"]
+        return combine("price", [price(settings, source, day, p) for p in partitions(count)])
     store = DataStore(settings.data_dir)
     model = gate.load_candidate(store.candidate_dir(day, source) / "model.pkl")
     state = build_serving_state(load_features(settings, source, part=part), settings.serving_days)
