@@ -86,6 +86,8 @@ def test_the_readme_airflow_block_runs_the_dag_and_standalone_serves(tmp_path: P
 
     port = free_port()
     env["AIRFLOW__API__PORT"] = str(port)
+    # The executor's task processes report to the API server's execution API, on that port.
+    env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"
     standalone = subprocess.Popen(
         ["bash", "-c", "\n".join([*exports, "exec " + lines[-1]])],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
