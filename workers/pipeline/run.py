@@ -12,6 +12,10 @@ the partition and they run on as many workers as there are. `context` joins
 the partitions: the feed's and the sets' daily moves, the card list.
 Training and evaluation read a bounded sample of whole cards across the
 partitions (`sample_cards`), so their cost does not grow with the catalogue.
+
+Why this module runs past 300 lines: every step is here, one function each,
+with the partition plumbing they share, so the CLI, `run_all`, the DAG and
+the benchmark call the same code.
 """
 
 from __future__ import annotations
