@@ -112,6 +112,7 @@ def register_rule_model(settings, day, prices: Path):
     timed("train", steps.train, settings, "file", day)
     timed("evaluate", steps.evaluate, settings, "file", day)
     gate.save_candidate(RollingMeanModel(), settings.data_dir / "candidates" / "source=file" / str(day) / "model.pkl")
+    timed("price", steps.price, settings, "file", day)  # the served rows, priced by the rule model
     decision = timed("register", steps.register, settings, "file", day)
     return str(decision["version"]), run_record("file", day, done)
 
