@@ -85,6 +85,15 @@ def _mapped(
     return {"part": part, "steps": {**(job or {}).get("steps", {}), name: figures}}
 
 
+def _over_partitions(name: str, jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A mapped step's figures for the run's record: its partitions' counts added up, and
+    its seconds as the partitions' total."""
+    from workers.pipeline.run import combine
+
+    outs = [j["steps"][name] for j in jobs]
+    return {**combine(name, outs), "seconds": round(sum(o["seconds"] for o in outs), 2)}
+
+
 @dag(
     dag_id=DAG_ID,
     schedule="0 2 * * *",
@@ -162,8 +171,7 @@ def pokewatch_ml_pipeline() -> None:
         source, _ = _params()
         run: dict[str, Any] = {"day": _run_day().isoformat(), "source": source, "steps": {}}
         for name in ("collect", "validate", "features"):
-            outs = [{**j["steps"][name], "seconds": j["steps"][name]["seconds"]} for j in done]
-            run["steps"][name] = {**steps.combine(name, outs), "seconds": round(sum(o["seconds"] for o in outs), 2)}
+            run["steps"][name] = _over_partitions(name, done)
         count = done[0]["part"]["count"]
         return _step(run, "context", steps.context(_settings(), source, count), started)
 
@@ -205,9 +213,7 @@ def pokewatch_ml_pipeline() -> None:
 
         from workers.pipeline import run as steps
 
-        outs = [j["steps"]["price"] for j in priced]
-        run = {**run, "steps": {**run["steps"], "price": {**steps.combine("price", outs),
-               "seconds": round(sum(o["seconds"] for o in outs), 2)}}}  # fmt: skip
+        run = {**run, "steps": {**run["steps"], "price": _over_partitions("price", list(priced))}}
         started = time.monotonic()
         out = steps.register(_settings(), run["source"], date.fromisoformat(run["day"]))
         return _step(run, "register", out, started)
