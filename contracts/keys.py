@@ -7,7 +7,10 @@ operator can read any stream with `redis-cli XRANGE <stream> - + COUNT 5`.
 | key                                 | type    | written by            | read by                         |
 |-------------------------------------|---------|-----------------------|---------------------------------|
 | `pokewatch:predict`                 | stream  | gateway               | model workers (group `model`)   |
+| `pokewatch:predict`                 | stream  | gateway               | challenger replicas (group `shadow`) |
 | `pokewatch:quotes`                  | stream  | model workers         | decision workers (group `decision`) |
+| `pokewatch:shadow-quotes`           | stream  | challenger replicas   | the pipeline's judge step, operators |
+| `pokewatch:lifecycle`               | string  | the judge step        | model page, the stream exporter |
 | `pokewatch:signals`                 | stream  | decision workers      | anyone (XREAD; notifiers)       |
 | `pokewatch:signal-changes`          | stream  | decision workers      | subscribers, notifier, gateway SSE |
 | `pokewatch:price-updates`           | stream  | decision workers      | notifier (group `notifier`), subscribers |
@@ -50,6 +53,8 @@ SIGNAL_CHANGES_STREAM = f"{PREFIX}:signal-changes"
 PRICE_UPDATES_STREAM = f"{PREFIX}:price-updates"
 ALERTS_STREAM = f"{PREFIX}:alerts"
 PIPELINE_RUNS_STREAM = f"{PREFIX}:pipeline-runs"
+# What the challenger would have answered each request (never sent to users).
+SHADOW_STREAM = f"{PREFIX}:shadow-quotes"
 
 # Every stream, for the metrics exporter and the AsyncAPI document (a stream
 # added above and not here fails tests/contracts/test_asyncapi.py).
@@ -63,11 +68,14 @@ STREAMS: tuple[str, ...] = (
     DEAD_LETTER_STREAM,
     MODEL_EVENTS_STREAM,
     PIPELINE_RUNS_STREAM,
+    SHADOW_STREAM,
 )
 
 MODEL_GROUP = "model"
 DECISION_GROUP = "decision"
 NOTIFIER_GROUP = "notifier"
+# Challenger replicas read the same requests as the model group, in their own group.
+SHADOW_GROUP = "shadow"
 
 # Consumer groups that must exist before the first request is sent. They are
 # created from id 0 (not `$`), so a request accepted before any worker ever
@@ -92,6 +100,8 @@ SCAN_PREFIX = f"{PREFIX}:scan:"
 WATCHLISTS_PREFIX = f"{PREFIX}:watchlists:"
 WATCHLIST_OWNERS = f"{PREFIX}:watchlist-owners"
 WATCHLIST_VERSION = f"{PREFIX}:watchlist-version"
+# The champion/challenger scores and the promotion rule's state, as JSON (workers.pipeline.lifecycle).
+LIFECYCLE_KEY = f"{PREFIX}:lifecycle"
 # Scan requests reply here: nobody waits on it, the answers go to the signal streams.
 SCAN_REPLY_TO = f"{PREFIX}:reply:scan"
 

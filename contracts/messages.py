@@ -240,6 +240,10 @@ class ModelPublished(Message):
     run_id: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     rollback: bool = False
+    alias: Literal["champion", "challenger"] = Field(
+        default="champion",
+        description="who loads it: model replicas the champion, challenger replicas the challenger",
+    )
     published_at: float = Field(default_factory=now)
 
 
@@ -255,7 +259,41 @@ class ModelLoadFailed(Message):
     failed_at: float = Field(default_factory=now)
 
 
-ModelEvent = Annotated[ModelPublished | ModelLoadFailed, Field(discriminator="kind")]
+class ModelDecision(Message):
+    """The pipeline's judge step (or a person) -> `pokewatch:model-events`: what the lifecycle rule
+    decided about the champion and the challenger, with the numbers it decided on.
+
+    `action` is what the rule asks for; `applied` is false when it was only
+    recorded (`POKEWATCH_AUTO_PROMOTE=false`: a person decides).
+    """
+
+    kind: Literal["decision"] = "decision"
+    model_name: str
+    action: Literal["promote", "rollback", "retire", "hold", "none"]
+    version: str | None = Field(default=None, description="the version the action concerns")
+    champion: str | None = Field(default=None, description="the champion when the rule was applied")
+    reason: str = Field(max_length=2000)
+    numbers: dict[str, float | int | None] = Field(default_factory=dict)
+    applied: bool = True
+    decided_at: float = Field(default_factory=now)
+
+
+ModelEvent = Annotated[ModelPublished | ModelLoadFailed | ModelDecision, Field(discriminator="kind")]
+
+
+class ShadowQuotes(Message):
+    """A challenger replica -> `pokewatch:shadow-quotes`: what the challenger would have answered a
+    request that the champion answered. Never sent to users; scored once the prices arrive."""
+
+    kind: Literal["shadow"] = "shadow"
+    request_id: str
+    model_version: str
+    served_by: str
+    results: list[Annotated[Quote | ItemError, Field(discriminator="kind")]]
+    signals: list[Signal | None] = Field(
+        default_factory=list, description="the challenger's signal for each result (null for an error)"
+    )
+    quoted_at: float = Field(default_factory=now)
 
 
 class StepFigures(BaseModel):
@@ -280,6 +318,12 @@ class PipelineRun(Message):
     promoted: bool = False
     gate_reason: str = ""
     metrics: dict[str, float] = Field(default_factory=dict, description="the candidate's evaluation figures")
+    challenger: str | None = Field(default=None, description="the challenger after the run")
+    lifecycle_action: str | None = Field(default=None, description="what the lifecycle rule decided")
+    lifecycle_reason: str = ""
+    lifecycle: dict[str, float | None] = Field(
+        default_factory=dict, description="realized scores of champion and challenger (workers.pipeline.lifecycle)"
+    )
     finished_at: float = Field(default_factory=now)
 
 
@@ -302,7 +346,7 @@ class Heartbeat(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     replica_id: str
-    role: Literal["model", "decision", "notifier"]
+    role: Literal["model", "challenger", "decision", "notifier"]
     model_version: str | None = None
     host: str
     pid: int

@@ -15,13 +15,16 @@ register (MLflow, champion gate) -> publish.
   day replaces that day's files; nothing is duplicated.
 - Tasks exchange paths and ids through XCom, never data frames; every step is
   the pipeline's own function (`workers.pipeline.run`).
-- `publish` records the run (each step's duration and rows, the evaluation,
-  the gate's decision) on `pokewatch:pipeline-runs`, where the metrics
-  exporter reads it, and appends a `ModelPublished` event to
-  `pokewatch:model-events` through the Redis provider (connection
-  `redis_default`) when the gate promoted a new champion; otherwise the
-  task is skipped after recording. Every model replica hot-reloads on that
-  event.
+- `publish` announces a new challenger to the challenger replicas, runs the
+  lifecycle rule (workers.pipeline.lifecycle: every live version scored on
+  the prices that followed; it may promote the challenger or roll the
+  champion back), records the run (each step's duration and rows, the
+  evaluation, the gate's and the rule's decisions) on
+  `pokewatch:pipeline-runs`, where the metrics exporter reads it, and
+  appends a `ModelPublished` event to `pokewatch:model-events` through the
+  Redis provider (connection `redis_default`) when the gate promoted a new
+  champion; otherwise the task is skipped after recording. Every model
+  replica hot-reloads on that event.
 
 Configuration: params `source` (demo | file | pokemonpricetracker) and
 `input_path` (file source); environment `POKEWATCH_DATA_DIR`,
@@ -34,6 +37,7 @@ project module is loaded until a task runs.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -224,13 +228,23 @@ def pokewatch_ml_pipeline() -> None:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from workers.model_events import publish_version
+        from workers.pipeline.lifecycle import judge
         from workers.pipeline.runs import record, run_record
 
         client = RedisHook(redis_conn_id=REDIS_CONN_ID).get_conn()
-        record(client, run_record(run["source"], date.fromisoformat(run["day"]), run["steps"]))
+        settings, day = _settings(), date.fromisoformat(run["day"])
+        if run.get("challenger"):
+            publish_version(settings, client, str(run["version"]), alias="challenger")
+        # Every live version scored on the prices that followed; the lifecycle rule may promote or roll back.
+        try:
+            lifecycle = judge(settings, run["source"], day, client)
+        except Exception as exc:  # the run's model is registered: record why the rule did not run
+            logging.getLogger(__name__).exception("the lifecycle rule failed")
+            lifecycle = {"error": f"{type(exc).__name__}: {exc}"}
+        record(client, run_record(run["source"], day, run["steps"], lifecycle))
         if not run["promoted"]:
             raise AirflowSkipException(f"version {run['version']} not promoted: {run['reason']}")
-        return publish_version(_settings(), client, str(run["version"]))
+        return publish_version(settings, client, str(run["version"]))
 
     parts = plan()
     featured = features.expand(job=validate.expand(job=collect.expand(part=parts)))

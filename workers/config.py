@@ -78,6 +78,9 @@ class WorkerSettings(BrokerSettings, RegistrySettings, SignalSettings):
     claim_idle_ms: int = Field(default=3000, ge=100, description="pending this long -> another replica claims it")
     max_deliveries: int = Field(default=3, ge=1, description="deliveries before an entry is dead-lettered")
     champion_poll_s: float = Field(default=60.0, gt=0, description="model replicas re-check the champion alias")
+    shadow_maxlen: int = Field(
+        default=50_000, ge=100, description="pokewatch:shadow-quotes is capped near this (challenger replicas)"
+    )
     graceful_timeout_s: float = Field(default=10.0, gt=0)
     metrics: bool = Field(default=True, description="Prometheus metrics at /metrics on the health port")
     # HTTP probes (/livez, /readyz) and /metrics; 0 = off.
@@ -117,6 +120,22 @@ class PipelineSettings(RegistrySettings, SignalSettings):
         ge=10_000,
         description="training and evaluation read whole cards, chosen by hash, up to this many feature rows",
     )
+
+    challenger_trial: bool = Field(
+        default=True,
+        description="a candidate that passes the gate while a champion serves becomes the challenger "
+        "(false: it becomes champion at once)",
+    )
+    challenger_dates: int = Field(
+        default=7, ge=1, description="independent dates of realized outcomes before a challenger can be promoted"
+    )
+    challenger_max_dates: int = Field(
+        default=21, ge=1, description="a challenger that has not won after this many dates is retired"
+    )
+    auto_promote: bool = Field(
+        default=True, description="the lifecycle rule promotes and rolls back by itself (false: it only records)"
+    )
+    lifecycle_days: int = Field(default=120, ge=7, description="days of forecasts the lifecycle rule scores")
 
     demo_cards: int = Field(default=200, ge=1)
     demo_days: int = Field(default=365, ge=30)

@@ -28,6 +28,8 @@ from workers.config import RegistrySettings
 logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+# The version challenger replicas shadow-score beside the champion (workers.pipeline.lifecycle).
+CHALLENGER = "challenger"
 # What a replica serves, logged in the model's run: the priced state
 # (workers.priced), and each card's latest feature row (the champion's live
 # scores re-run the model on them). Versions from before the priced state
@@ -88,14 +90,39 @@ def _ref(settings: RegistrySettings, mv: Any) -> VersionRef:
     return VersionRef(str(mv.version), str(mv.run_id), model_uri(settings.model_name, str(mv.version)))
 
 
-def champion_ref(settings: RegistrySettings) -> VersionRef:
-    """The version the `champion` alias points at; NoChampionError if none."""
+def alias_ref(settings: RegistrySettings, alias: str) -> VersionRef:
+    """The version an alias points at; NoChampionError if none does."""
     mlc = client(settings)
     try:
-        mv = mlc.get_model_version_by_alias(settings.model_name, CHAMPION)
+        mv = mlc.get_model_version_by_alias(settings.model_name, alias)
     except mlflow().exceptions.MlflowException as exc:
-        raise NoChampionError(f"model {settings.model_name!r} has no {CHAMPION!r} version yet") from exc
+        raise NoChampionError(f"model {settings.model_name!r} has no {alias!r} version yet") from exc
     return _ref(settings, mv)
+
+
+def champion_ref(settings: RegistrySettings) -> VersionRef:
+    """The version the `champion` alias points at; NoChampionError if none."""
+    return alias_ref(settings, CHAMPION)
+
+
+def challenger_version(settings: RegistrySettings) -> str | None:
+    try:
+        return alias_ref(settings, CHALLENGER).version
+    except NoChampionError:
+        return None
+
+
+def set_challenger(settings: RegistrySettings, version: str) -> None:
+    client(settings).set_registered_model_alias(settings.model_name, CHALLENGER, version)
+
+
+def clear_challenger(settings: RegistrySettings) -> None:
+    """No version is the challenger any more (promoted, retired or withdrawn)."""
+    mlc = client(settings)
+    try:
+        mlc.delete_registered_model_alias(settings.model_name, CHALLENGER)
+    except mlflow().exceptions.MlflowException:
+        pass  # there was none
 
 
 def champion_version(settings: RegistrySettings) -> str | None:
@@ -119,14 +146,32 @@ def versions(settings: RegistrySettings) -> list[Any]:
     return sorted(found, key=lambda v: int(v.version), reverse=True)
 
 
+def was_champion(tags: dict[str, str]) -> bool:
+    """Whether a version served as champion (by the gate or by the lifecycle rule) and was not rolled back."""
+    promoted = tags.get("gate.promoted") == "True" or tags.get("lifecycle.promoted") == "True"
+    return promoted and tags.get("lifecycle.rolled_back") != "True"
+
+
 def previous_champion(settings: RegistrySettings) -> str:
-    """The newest version before the current champion that the gate once promoted."""
+    """The newest version before the current champion that served as champion and was not rolled back."""
     current = int(champion_ref(settings).version)
-    promoted = [int(v.version) for v in versions(settings) if v.tags.get("gate.promoted") == "True"]
-    earlier = [v for v in promoted if v < current]
+    earlier = [int(v.version) for v in versions(settings) if int(v.version) < current and was_champion(v.tags)]
     if not earlier:
         raise LookupError(f"no version before champion {current} was ever promoted: nothing to roll back to")
     return str(max(earlier))
+
+
+def previous_champion_version(settings: RegistrySettings) -> str | None:
+    try:
+        return previous_champion(settings)
+    except (LookupError, NoChampionError):
+        return None
+
+
+def tag_version(settings: RegistrySettings, version: str, tags: dict[str, Any]) -> None:
+    mlc = client(settings)
+    for key, value in tags.items():
+        mlc.set_model_version_tag(settings.model_name, version, key, str(value))
 
 
 def run_metrics(settings: RegistrySettings, run_id: str, prefixes: tuple[str, ...]) -> dict[str, float]:

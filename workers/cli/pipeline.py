@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -72,9 +74,39 @@ def run(source: SourceOpt = "demo", input_path: InputOpt = None, day_: DateOpt =
             progress.stop()
             fail(exc)
         progress.update(task, completed=len(steps.STEPS), description="done")
+    summary["lifecycle"] = judge_run(settings, source, collection_day, summary, os.environ.get("REDIS_URL"))
     _print_summary(summary)
     if os.environ.get("REDIS_URL"):
         record_summary(summary, os.environ["REDIS_URL"])
+
+
+def judge_run(
+    settings: PipelineSettings, source: str, day_: date, summary: dict[str, Any], redis_url: str | None
+) -> dict[str, Any] | None:
+    """After a run: announce a new challenger, then apply the lifecycle rule (workers.pipeline.lifecycle).
+
+    Without a broker the rule still scores and moves aliases; replicas find a moved alias by polling."""
+    import redis
+
+    from workers.model_events import publish_version
+    from workers.pipeline.lifecycle import judge
+
+    registered = summary["steps"].get("register", {})
+    client = redis.Redis.from_url(redis_url, socket_timeout=10) if redis_url else None
+    try:
+        if client is not None and registered.get("challenger"):
+            publish_version(settings, client, str(registered["version"]), alias="challenger")
+        return judge(settings, source, day_, client)
+    except (redis.RedisError, OSError) as exc:
+        console.print(f"[yellow]the lifecycle rule could not reach the broker: {exc}[/yellow]")
+        return judge(settings, source, day_, None)
+    except Exception as exc:  # the run itself succeeded: say why the rule did not run, do not fail it
+        logging.getLogger(__name__).exception("the lifecycle rule failed")
+        console.print(f"[yellow]the lifecycle rule failed: {type(exc).__name__}: {exc}[/yellow]")
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if client is not None:
+            client.close()
 
 
 def record_summary(summary: dict[str, Any], redis_url: str) -> None:

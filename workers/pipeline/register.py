@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ class GateDecision:
     champion_version: str | None
     champion_mape: float | None
     vs_champion_interval: tuple[float, float] | None = None
+    # Passed the gate while a champion serves: on trial as the challenger, or waiting for the slot.
+    challenger: bool = False
+    waiting: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -135,6 +139,16 @@ def register(
     candidate_mape = float(evaluation["model"]["mape"])
     naive_mape = float(evaluation["naive"]["mape"])
     promoted, reason = decide_gate(candidate_mape, naive_mape, champion_mape, vs_champion)
+    trial = promoted and current is not None and settings.challenger_trial
+    if trial:
+        # The backtest says it may be better: the prices that follow decide (workers.pipeline.lifecycle).
+        promoted = False
+        slot = registry.challenger_version(settings)
+        reason += (
+            "; on trial as the challenger until realized prices decide"
+            if slot is None
+            else f"; waiting: version {slot} is the challenger"
+        )
 
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(params)
@@ -164,6 +178,9 @@ def register(
         decision = GateDecision(
             version, promoted, reason, candidate_mape, naive_mape, current, champion_mape, vs_champion
         )
+        if trial:
+            decision.challenger = slot is None
+            decision.waiting = slot is not None
         mlflow.set_tags({f"gate.{k}": str(v) for k, v in decision.as_dict().items()})
     for key, value in decision.as_dict().items():
         client.set_model_version_tag(settings.model_name, version, f"gate.{key}", str(value))
@@ -171,6 +188,13 @@ def register(
     if promoted:
         registry.set_champion(settings, version)
         logger.info("version %s promoted to %s: %s", version, registry.CHAMPION, reason)
+    elif decision.challenger:
+        registry.set_challenger(settings, version)
+        client.set_model_version_tag(settings.model_name, version, "lifecycle.challenger_since", f"{time.time():.3f}")
+        logger.info("version %s is the %s: %s", version, registry.CHALLENGER, reason)
+    elif decision.waiting:
+        client.set_model_version_tag(settings.model_name, version, "lifecycle.waiting", "True")
+        logger.info("version %s passed the gate and waits for the challenger slot: %s", version, reason)
     else:
         logger.info("version %s registered, not promoted: %s", version, reason)
     return decision

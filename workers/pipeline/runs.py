@@ -28,12 +28,15 @@ METRICS = ("model_mape", "naive_mape", "model_vs_naive_mape_improvement", "signa
 
 def compact(name: str, out: dict[str, Any], seconds: float) -> dict[str, Any]:
     """What the record needs of a step's output (small enough for an Airflow XCom)."""
-    keep = {ROWS.get(name), *METRICS, "version", "promoted", "reason"} - {None}
+    keep = {ROWS.get(name), *METRICS, "version", "promoted", "reason", "challenger", "waiting"} - {None}
     return {"seconds": round(seconds, 2), **{k: v for k, v in out.items() if k in keep}}
 
 
-def run_record(source: str, day: date, steps: dict[str, dict[str, Any]]) -> PipelineRun:
-    """The record of a run from each step's output (with its `seconds`)."""
+def run_record(
+    source: str, day: date, steps: dict[str, dict[str, Any]], lifecycle: dict[str, Any] | None = None
+) -> PipelineRun:
+    """The record of a run from each step's output (with its `seconds`), and what the lifecycle
+    rule decided after it (workers.pipeline.lifecycle.judge)."""
     figures = {
         name: StepFigures(seconds=out.get("seconds"), rows=int(out[ROWS[name]]) if ROWS.get(name) in out else None)
         for name, out in steps.items()
@@ -48,7 +51,28 @@ def run_record(source: str, day: date, steps: dict[str, dict[str, Any]]) -> Pipe
         promoted=bool(decision.get("promoted", False)),
         gate_reason=str(decision.get("reason", "")),
         metrics={m: float(evaluation[m]) for m in METRICS if isinstance(evaluation.get(m), int | float)},
+        **lifecycle_fields(lifecycle),
     )
+
+
+def lifecycle_fields(lifecycle: dict[str, Any] | None) -> dict[str, Any]:
+    """The run record's part of a `judge` result: the decision and each version's realized scores."""
+    if not lifecycle:
+        return {}
+    decision = lifecycle.get("decision") or {}
+    figures: dict[str, float | None] = {}
+    for version, scores in (lifecycle.get("versions") or {}).items():
+        for key in ("mape", "coverage", "hit_rate", "dates"):
+            figures[f"{scores.get('role')}.{key}"] = scores.get(key)
+        figures[f"{scores.get('role')}.version"] = float(version)
+    for key in ("improvement", "low", "high", "dates"):
+        figures[f"rule.{key}"] = (decision.get("numbers") or {}).get(key)
+    return {
+        "challenger": lifecycle.get("challenger"),
+        "lifecycle_action": decision.get("action"),
+        "lifecycle_reason": str(decision.get("reason", ""))[:2000],
+        "lifecycle": figures,
+    }
 
 
 def record(client: Any, run: PipelineRun) -> str:
@@ -61,7 +85,9 @@ def record(client: Any, run: PipelineRun) -> str:
 
 def summary_record(summary: dict[str, Any]) -> PipelineRun:
     """The record of a `run_all` summary (its saved `summary.json`)."""
-    return run_record(summary["source"], date.fromisoformat(summary["collection_date"]), summary["steps"])
+    return run_record(
+        summary["source"], date.fromisoformat(summary["collection_date"]), summary["steps"], summary.get("lifecycle")
+    )
 
 
 def newest_summary(data_dir: Path) -> dict[str, Any] | None:
