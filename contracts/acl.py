@@ -10,7 +10,10 @@
 |            |                                      | scan claims, last signals and signal changes (a script)    |
 | `notifier` | `pokewatch worker notifier`          | read/ack/claim signal changes, price updates and alerts;   |
 |            |                                      | XADD alerts and dead letters; read watchlists; heartbeat   |
-| `pipeline` | Airflow tasks, `pokewatch model ...` | XADD model events and run records only                     |
+| `challenger` | challenger replicas                | read/ack/claim requests in group `shadow` (never XADD      |
+|            |                                      | them); XADD shadow quotes only; heartbeat; read events     |
+| `pipeline` | Airflow tasks, `pokewatch model ...` | XADD model events and run records; read shadow quotes and  |
+|            |                                      | heartbeats; write the lifecycle record                     |
 | `monitor`  | metrics exporter, `pokewatch top`    | read stream and group figures, heartbeats, run records     |
 | `scaler`   | KEDA (autoscaling on lag)            | XINFO / XPENDING / XLEN on the request streams, read-only  |
 | `admin`    | operators, `pokewatch keys`          | everything (keep its password in the secret store)         |
@@ -36,12 +39,14 @@ ROLE_RULES: dict[str, str] = {
     "gateway": " ".join(
         [
             CONNECT,
-            "+xadd +xgroup|create +xread +xrevrange +hget +hgetall +hset +hdel +hlen +get +subscribe +unsubscribe",
+            "+xadd +xgroup|create +xread +xrevrange +xinfo|groups +hget +hgetall +hset +hdel +hlen +get",
+            "+subscribe +unsubscribe",
             "+evalsha +eval +script|load +script|exists +time +set +sadd +incrby +multi +exec +discard",
             f"~{keys.PREDICT_STREAM} ~{keys.RATE_LIMIT_PREFIX}* ~{keys.WATCHLISTS_PREFIX}*",
             f"~{keys.WATCHLIST_OWNERS} ~{keys.WATCHLIST_VERSION}",
             f"%R~{keys.REPLICAS_HASH} %R~{keys.CATALOG_HASH} %R~{keys.CATALOG_VERSION_KEY}",
             f"%R~{keys.HISTORY_HASH} %R~{keys.API_KEYS_HASH} %R~{keys.SIGNAL_CHANGES_STREAM}",
+            f"%R~{keys.LIFECYCLE_KEY}",
             f"&{keys.reply_channel('*')}",
         ]
     ),
@@ -71,16 +76,33 @@ ROLE_RULES: dict[str, str] = {
             f"(+xadd ~{keys.ALERTS_STREAM} ~{keys.DEAD_LETTER_STREAM})",
         ]
     ),
+    # Reads the requests in its own group and may append to its shadow stream alone (a
+    # selector): it can neither forge requests nor answer users.
+    "challenger": " ".join(
+        [
+            CONNECT,
+            "+xreadgroup +xread +xrevrange +xack +xautoclaim +xclaim +xpending +xinfo|groups +xinfo|consumers",
+            "+xgroup|create +xgroup|createconsumer +xgroup|delconsumer +hset +hdel +multi +exec +discard",
+            f"~{keys.PREDICT_STREAM} ~{keys.REPLICAS_HASH} %R~{keys.MODEL_EVENTS_STREAM}",
+            f"(+xadd ~{keys.SHADOW_STREAM})",
+        ]
+    ),
     "pipeline": " ".join(
-        [CONNECT, "+xadd +xrange +xrevrange", f"~{keys.MODEL_EVENTS_STREAM} ~{keys.PIPELINE_RUNS_STREAM}"]
+        [
+            CONNECT,
+            "+xadd +xrange +xrevrange +set +hvals",
+            f"~{keys.MODEL_EVENTS_STREAM} ~{keys.PIPELINE_RUNS_STREAM} ~{keys.LIFECYCLE_KEY}",
+            f"%R~{keys.SHADOW_STREAM} %R~{keys.REPLICAS_HASH}",
+        ]
     ),
     # The metrics exporter and `pokewatch top`: stream and group figures, heartbeats, run records; read-only.
     "monitor": " ".join(
         [
             CONNECT,
             "+xinfo|groups +xinfo|stream +xinfo|consumers +xpending +xlen +xrevrange +xrange +hgetall",
+            "+get",
             " ".join(f"%R~{stream}" for stream in keys.STREAMS),
-            f"%R~{keys.REPLICAS_HASH}",
+            f"%R~{keys.REPLICAS_HASH} %R~{keys.LIFECYCLE_KEY}",
         ]
     ),
     # KEDA's redis-streams scaler: reads the groups' lag and pending counts, nothing else.

@@ -141,6 +141,19 @@ class RequestBroker:
                 out.append(Heartbeat.model_validate_json(value))
         return out
 
+    async def group_lag(self, stream: str, group: str) -> int | None:
+        """Entries of `stream` that `group` has not read yet (None if unknown)."""
+        try:
+            groups = await self.redis.xinfo_groups(stream)
+        except (aioredis.RedisError, OSError):
+            return None
+        for g in groups:
+            name = g.get("name")
+            if (name.decode() if isinstance(name, bytes) else name) == group:
+                lag = g.get("lag")
+                return int(lag) if lag is not None else None
+        return None
+
     def is_live(self, beat: Heartbeat, now: float | None = None) -> bool:
         return ((now or time.time()) - beat.last_seen) <= self.settings.replica_ttl_s
 

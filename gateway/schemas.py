@@ -157,12 +157,23 @@ class ReplicaStatus(BaseModel):
     last_error: str | None = None
 
 
+class ChallengerHealth(BaseModel):
+    """The challenger replicas: they shadow-price requests and never answer users, so a dead one
+    leaves `status` ok; it shows here, in the metrics and in `pokewatch top`."""
+
+    live: int = Field(description="live challenger replicas")
+    down: int = Field(description="challenger replicas whose heartbeat stopped")
+    versions: list[str] = Field(description="versions the live ones shadow-price")
+    lag: int | None = Field(default=None, description="requests the `shadow` group has not read yet")
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded", "down"]
     broker: bool
     gateway_id: str
     model_versions: list[str] = Field(description="versions served by live model replicas")
     replicas: list[ReplicaStatus]
+    challenger: ChallengerHealth | None = Field(default=None, description="null when no challenger replica ran")
 
 
 class ErrorBody(BaseModel):

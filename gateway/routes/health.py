@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import ORJSONResponse
 
+from contracts import keys
 from gateway.routes import broker_of
-from gateway.schemas import Health, ReplicaStatus
+from gateway.schemas import ChallengerHealth, Health, ReplicaStatus
 
 router = APIRouter(tags=["ops"])
 
@@ -40,10 +41,22 @@ async def health(request: Request) -> Any:
     live = [r for r in replicas if r.live]
     versions = sorted({r.model_version for r in live if r.role == "model" and r.model_version})
     ready = any(r.role == "model" for r in live) and any(r.role == "decision" for r in live)
+    shadow = [r for r in replicas if r.role == "challenger"]
+    challenger = (
+        ChallengerHealth(
+            live=sum(r.live for r in shadow),
+            down=sum(not r.live for r in shadow),
+            versions=sorted({r.model_version for r in shadow if r.live and r.model_version}),
+            lag=await broker.group_lag(keys.PREDICT_STREAM, keys.SHADOW_GROUP),
+        )
+        if shadow
+        else None
+    )
     return Health(
         status="ok" if ready else "degraded",
         broker=True,
         gateway_id=broker.gateway_id,
         model_versions=versions,
         replicas=replicas,
+        challenger=challenger,
     )

@@ -24,7 +24,9 @@ def status() -> None:
     registry.configure(settings)
     champion = registry.champion_version(settings)
     table = Table(title=f"{settings.model_name} (champion: {champion})")
-    for col in ("version", "champion", "promoted", "candidate MAPE", "reason"):
+    challenger = registry.challenger_version(settings)
+    table.caption = f"challenger: {challenger or 'none'}"
+    for col in ("version", "role", "promoted", "candidate MAPE", "reason"):
         table.add_column(col)
     for v in registry.versions(settings):
         # MLflow returns the version as an int or a str depending on the store: rich renders only str.
@@ -33,12 +35,92 @@ def status() -> None:
         mape = tags.get("gate.candidate_mape", "")
         table.add_row(
             version,
-            "*" if version == champion else "",
+            "champion" if version == champion else "challenger" if version == challenger else lifecycle_role(tags),
             tags.get("gate.promoted", ""),
             f"{float(mape):.4f}" if mape else "",
             tags.get("gate.reason", ""),
         )
     Console().print(table)  # data goes to stdout
+
+
+def lifecycle_role(tags: dict[str, str]) -> str:
+    for tag, role in (
+        ("lifecycle.rolled_back", "rolled back"),
+        ("lifecycle.retired", "retired"),
+        ("lifecycle.waiting", "waiting"),
+    ):
+        if tags.get(tag) == "True":
+            return role
+    return ""
+
+
+@app.command("challenger")
+def challenger(
+    version: Annotated[str | None, typer.Argument(help="version to shadow-score beside the champion")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="withdraw the challenger instead")] = False,
+) -> None:
+    """Make VERSION the challenger: challenger replicas load it and shadow-price every request."""
+    from workers import registry
+    from workers.pipeline.lifecycle import make_challenger
+
+    settings = PipelineSettings()
+    try:
+        if clear:
+            registry.clear_challenger(settings)
+            out = {"challenger": None}
+        elif version is None:
+            fail(ValueError("give a VERSION, or --clear"))
+        else:
+            champion = registry.champion_version(settings)
+            if version == champion:
+                fail(ValueError(f"version {version} is the champion; a challenger must be another version"))
+            registry.version_ref(settings, version)  # exists, or MLflow says why not
+            out = {"challenger": make_challenger(settings, broker(), version), "champion": champion}
+    except Exception as exc:
+        fail(exc)
+    typer.echo(json.dumps(out, indent=2))
+
+
+@app.command("compare")
+def compare(
+    source: Annotated[str, typer.Option("--source", "-s", help="the feed whose prices score the forecasts")] = "demo",
+    apply: Annotated[bool, typer.Option("--apply", help="also apply the rule's decision")] = False,
+) -> None:
+    """Score champion, challenger and previous champion on the prices that followed their forecasts,
+    and say what the lifecycle rule decides (applied only with --apply)."""
+    import datetime as dt
+
+    from workers.pipeline.lifecycle import judge
+
+    settings = PipelineSettings()
+    try:
+        client = broker()
+        client.ping()
+    except Exception:  # no broker: score the pipeline's forecasts only
+        client = None
+    try:
+        out = judge(settings, source, dt.date.today(), client, apply=apply)
+    except Exception as exc:
+        fail(exc)
+    table = Table(title=f"{settings.model_name}: realized scores ({out['rule_state'] or 'no challenger'})")
+    for col in ("version", "role", "dates", "outcomes", "MAPE %", "coverage", "hit rate"):
+        table.add_column(col)
+    for version, v in out["versions"].items():
+        table.add_row(
+            version,
+            v["role"],
+            str(v.get("dates", 0)),
+            str(v.get("n", 0)),
+            _fmt(v.get("mape")),
+            _fmt(v.get("coverage")),
+            _fmt(v.get("hit_rate")),
+        )
+    Console(stderr=True).print(table)
+    typer.echo(json.dumps({"decision": out["decision"], "vs_champion": out["vs_champion"]}, indent=2, default=str))
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
 
 
 @app.command("publish")

@@ -17,6 +17,10 @@ def up(
     port: Annotated[int, typer.Option(help="gateway HTTP port")] = 8000,
     host: Annotated[str, typer.Option(help="gateway bind address")] = "127.0.0.1",
     model_replicas: Annotated[int, typer.Option(min=1, help="model worker processes")] = 2,
+    challenger: Annotated[
+        str | None,
+        typer.Option(help="a registered version to shadow-score beside the champion, with one challenger replica"),
+    ] = None,
 ) -> None:
     """The whole local stack: broker, gateway, model replicas, decision worker, notifier. Ctrl-C stops it all.
 
@@ -34,11 +38,14 @@ def up(
     except registry.NoChampionError:
         console.print("[yellow]no champion model yet: running the pipeline on the demo source first[/yellow]")
         pipeline_run(source="demo", input_path=None, day_=None, cards=None)
+    if challenger is not None:
+        _set_challenger(settings, challenger)
     stack = LocalStack(
         settings.data_dir,
         port=port,
         host=host,
         model_replicas=model_replicas,
+        challengers=1 if challenger is not None else 0,
         notifiers=1,
         metrics=True,
         redis_url=os.environ.get("REDIS_URL"),
@@ -76,6 +83,22 @@ def up(
             console.print("stopping...")
             codes = stack.stop()
             console.print(f"stopped: {codes}")
+
+
+def _set_challenger(settings: PipelineSettings, version: str) -> None:
+    """Point the `challenger` alias at `version` (a registered version other than the champion)."""
+    from workers import registry
+
+    try:
+        registry.version_ref(settings, version)
+    except Exception as exc:
+        console.print(f"[red]error:[/red] version {version!r} is not registered: {exc}")
+        raise typer.Exit(code=2) from None
+    if version == registry.champion_version(settings):
+        console.print(f"[red]error:[/red] version {version} is the champion; a challenger must be another version")
+        raise typer.Exit(code=2)
+    registry.set_challenger(settings, version)
+    console.print(f"challenger: version {version} (shadow-scored, never answers users)")
 
 
 def _banner(stack: Any, settings: PipelineSettings) -> None:

@@ -28,6 +28,17 @@ def model(
     asyncio.run(worker.run())
 
 
+@app.command("challenger")
+def challenger(replica: ReplicaOpt = None) -> None:
+    """Challenger replica: reads pokewatch:predict in group `shadow`, prices with the `challenger` alias and
+    writes what it would have answered to pokewatch:shadow-quotes (never to users)."""
+    from workers.serving.challenger import ChallengerWorker
+
+    worker = ChallengerWorker(WorkerSettings(), replica)
+    serving_logging(worker.replica_id)
+    asyncio.run(worker.run())
+
+
 @app.command("decision")
 def decision(replica: ReplicaOpt = None) -> None:
     """Decision worker: reads pokewatch:quotes in group `decision`, replies, appends to pokewatch:signals."""

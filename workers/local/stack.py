@@ -36,6 +36,8 @@ class LocalStack:
     port: int = 8000
     host: str = "127.0.0.1"
     model_replicas: int = 2
+    # Challenger replicas (workers.serving.challenger): 0 unless a challenger is to be shadow-scored.
+    challengers: int = 0
     decision_workers: int = 1
     notifiers: int = 0
     # Workers serve /metrics on ports of their own and an exporter runs (pokewatch up does).
@@ -97,6 +99,10 @@ class LocalStack:
         args = [sys.executable, "-m", "workers.cli", "worker", "model", "--replica", name]
         return self.spawn(name, args, self._role_env("model"))
 
+    def spawn_challenger(self, name: str) -> Child:
+        args = [sys.executable, "-m", "workers.cli", "worker", "challenger", "--replica", name]
+        return self.spawn(name, args, self._role_env("challenger"))
+
     def spawn_decision(self, name: str) -> Child:
         args = [sys.executable, "-m", "workers.cli", "worker", "decision", "--replica", name]
         return self.spawn(name, args, self._role_env("decision"))
@@ -140,6 +146,8 @@ class LocalStack:
             self.spawn_model(f"model-{i}")
         for i in range(1, self.decision_workers + 1):
             self.spawn_decision(f"decision-{i}")
+        for i in range(1, self.challengers + 1):
+            self.spawn_challenger(f"challenger-{i}")
         for i in range(1, self.notifiers + 1):
             self.spawn_notifier(f"notifier-{i}")
         if self.metrics:
@@ -166,6 +174,7 @@ class LocalStack:
                     and sum(r["role"] == "model" for r in live) >= want
                     and sum(r["role"] == "decision" for r in live) >= self.decision_workers
                     and sum(r["role"] == "notifier" for r in live) >= self.notifiers
+                    and sum(r["role"] == "challenger" for r in live) >= self.challengers
                 ):
                     return dict(body)
                 last = body

@@ -249,14 +249,19 @@ class Comparison:
         )
 
 
-def compare(scored: pd.DataFrame, new: str, old: str, horizon: int, n_boot: int = N_BOOT) -> Comparison:
-    """The paired comparison of two versions' realized errors on their common (card, date) forecasts."""
+def compare(
+    scored: pd.DataFrame, new: str, old: str, horizon: int, n_boot: int = N_BOOT, last: int | None = None
+) -> Comparison:
+    """The paired comparison of two versions' realized errors on their common (card, date) forecasts
+    (only the `last` independent dates, if given: the rollback watches the recent ones)."""
     a = scored[scored["version"] == new].set_index(["card_id", "date"])
     b = scored[scored["version"] == old].set_index(["card_id", "date"])
     both = a[["ape", "market_price"]].join(b[["ape"]], rsuffix="_old", how="inner").reset_index()
     if "set_name" in a.columns:
         both = both.merge(a["set_name"].reset_index(), on=["card_id", "date"], how="left")
     dates = independent_dates(both["date"], horizon) if len(both) else []
+    if last is not None:
+        dates = dates[-last:]
     both = both[both["date"].isin(dates)]
     out = Comparison(new, old, dates=len(dates), n=len(both))
     if both.empty:
@@ -408,7 +413,9 @@ def judge(
     horizon = settings.horizon
     scored = score(read_ledger(settings, since), prices, horizon)
     vs_champion = compare(scored, challenger, champion, horizon) if challenger and champion else None
-    vs_previous = compare(scored, champion, previous, horizon) if champion and previous else None
+    # The champion against the previous one on the most recent dates: decay shows there first.
+    recent = settings.challenger_dates
+    vs_previous = compare(scored, champion, previous, horizon, last=recent) if champion and previous else None
     failed = load_failure(client, settings, champion) if client is not None and champion else None
     decision = decide(
         champion,

@@ -57,9 +57,14 @@ class StaleEvent(ValueError):
 class HotReloader:
     """Holds the served `state` and replaces it, one version at a time."""
 
-    def __init__(self, replica: Replica) -> None:
+    def __init__(self, replica: Replica, alias: str = registry.CHAMPION, announce_failures: bool = True) -> None:
         self.replica = replica
         self.settings = replica.settings
+        # Which alias the replica serves: model replicas the champion, challenger replicas the challenger.
+        self.alias = alias
+        # Model replicas announce a failed load (the lifecycle rule rolls a champion back on them);
+        # challenger replicas only show it in their heartbeat.
+        self.announce_failures = announce_failures
         self.state: ServingState | None = None
         self._wanted: tuple[registry.VersionRef | None, ModelPublished | None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -75,12 +80,12 @@ class HotReloader:
         deadline = loop.time() + wait_s
         while True:
             try:
-                ref = await asyncio.to_thread(registry.champion_ref, self.settings)
+                ref = await asyncio.to_thread(registry.alias_ref, self.settings, self.alias)
                 break
             except registry.NoChampionError:
                 if loop.time() >= deadline:
                     raise
-                logger.warning("no champion model yet; waiting")
+                logger.warning("no %s model yet; waiting", self.alias)
                 await asyncio.sleep(5)
         started = time.perf_counter()
         self.state = await asyncio.to_thread(load_state, self.settings, ref)
@@ -89,10 +94,12 @@ class HotReloader:
 
     def on_published(self, event: ModelPublished) -> None:
         """Schedule a background load of the event's version if it is wanted."""
-        if event.model_name != self.settings.model_name:
+        if event.model_name != self.settings.model_name or event.alias != self.alias:
             return
         current = self.version
-        if event.version == current or not (event.rollback or model_events.is_newer(event.version, current)):
+        # A challenger may be any version; a champion only moves forward, unless rolled back.
+        forward = event.rollback or self.alias != registry.CHAMPION or model_events.is_newer(event.version, current)
+        if event.version == current or not forward:
             logger.info("ignoring model event for version %s (serving %s)", event.version, current)
             return
         self._want(None, event)
@@ -157,20 +164,35 @@ class HotReloader:
         )
         # Heartbeat first: whoever reacts to the event finds the error in /health.
         await self.replica.beat()
-        await model_events.publish_event(self.replica.redis, failed)
+        if self.announce_failures:
+            await model_events.publish_event(self.replica.redis, failed)
 
-    async def _poll_champion(self) -> None:
-        """Catch up with a champion change whose event this replica missed."""
+    def recheck(self) -> None:
+        """Check the alias now (e.g. the lifecycle rule moved it), not at the next poll."""
+        if self._poller is not None and not self._poller.done():
+            self._poller.cancel()
+        self._poller = asyncio.create_task(self._poll_champion(first_wait=0.0))
+
+    async def _poll_champion(self, first_wait: float | None = None) -> None:
+        """Catch up with an alias change whose event this replica missed."""
+        wait = self.settings.champion_poll_s if first_wait is None else first_wait
         while True:
-            await asyncio.sleep(self.settings.champion_poll_s)
+            await asyncio.sleep(wait)
+            wait = self.settings.champion_poll_s
             try:
-                ref = await asyncio.to_thread(registry.champion_ref, self.settings)
+                ref = await asyncio.to_thread(registry.alias_ref, self.settings, self.alias)
+            except registry.NoChampionError:
+                if self.alias != registry.CHAMPION and self.state is not None:
+                    logger.info("no %s any more (was version %s): idle", self.alias, self.version)
+                    self.state = None
+                    await self.replica.beat()
+                continue
             except Exception as exc:  # the registry may be briefly unreachable
                 logger.warning("champion check failed: %s", exc)
                 continue
             idle = self._wanted is None and (self._task is None or self._task.done())
             if ref.version != self.version and idle:
-                logger.info("champion is version %s, serving %s: reloading", ref.version, self.version)
+                logger.info("%s is version %s, serving %s: reloading", self.alias, ref.version, self.version)
                 self._want(ref, None)
 
 

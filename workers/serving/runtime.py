@@ -107,6 +107,9 @@ class StreamWorker(ABC, Generic[M]):
     stream: str
     group: str
     message_type: type[M]
+    # Whether rejected entries are written to the dead-letter stream (a second group reading the
+    # same stream, like the challenger's, leaves that to the first).
+    writes_dead_letters = True
 
     def __init__(self, settings: WorkerSettings, replica_id: str | None = None) -> None:
         self.settings = settings
@@ -364,6 +367,9 @@ class StreamWorker(ABC, Generic[M]):
         self.expired += len(batch.expired_ids)
         done_ids = list(batch.expired_ids)
         dead = [self._dead(i, fields, reason, count, route) for i, fields, reason, count in batch.rejected]
+        if not self.writes_dead_letters:
+            done_ids += [letter.entry_id.encode() for letter in dead]
+            dead = []
 
         pipe = self.redis.pipeline(transaction=True)
         if valid:

@@ -1,7 +1,7 @@
 """Price models: two baselines and the gradient-boosted candidate with its fair level.
 
 - `base`: what every model answers (Forecast) and the shared interval;
-- `baselines`: naive and the original rolling mean;
+- `baselines`: naive, the original rolling mean, and drift;
 - `gbm`: the candidate (forecast, interval, fair level, guarded fallback);
 - `boosting`: the gradient-boosting fits it is made of;
 - `interval`: calibrating the interval on out-of-sample outcomes;
@@ -14,7 +14,7 @@ classes are also importable from this package.
 from __future__ import annotations
 
 from workers.pipeline.models.base import INTERVAL, Forecast, PriceModel
-from workers.pipeline.models.baselines import NaiveModel, RollingMeanModel
+from workers.pipeline.models.baselines import DriftModel, NaiveModel, RollingMeanModel
 from workers.pipeline.models.fair import (
     MAX_SIGNAL_SHARE,
     MIN_VALIDATION_SIGNALS,
@@ -29,6 +29,7 @@ __all__ = [
     "INTERVAL",
     "MIN_VALIDATION_SIGNALS",
     "MODEL_WINDOW_FACTOR",
+    "DriftModel",
     "Forecast",
     "GBMModel",
     "NaiveModel",

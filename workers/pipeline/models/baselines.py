@@ -1,4 +1,4 @@
-"""The baselines every candidate is measured against: naive and the original rolling mean."""
+"""The baselines every candidate is measured against: naive, the original rolling mean, and drift."""
 
 from __future__ import annotations
 
@@ -57,3 +57,18 @@ class RollingMeanModel(_BaselineModel):
 
     def _ret(self, frame: pd.DataFrame) -> np.ndarray:
         return frame["mean_rel_3"].to_numpy(dtype="float64")
+
+
+@dataclass
+class DriftModel(_BaselineModel):
+    """Random walk with drift: the next move is the card's mean move over its last `window`
+    observations (4, 8, 13 or 26: the windows the features carry)."""
+
+    horizon: int = 1
+    window: int = 4
+    name: str = "drift"
+    band: tuple[float, float] = (0.0, 0.0)
+
+    def _ret(self, frame: pd.DataFrame) -> np.ndarray:
+        moved = frame[f"ret_cum_{self.window}"].to_numpy(dtype="float64")
+        return self.horizon * np.nan_to_num(moved) / self.window

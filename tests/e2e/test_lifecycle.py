@@ -1,0 +1,270 @@
+"""Champion and challenger on real processes, prices replayed day by day.
+
+The stack runs as it does in production (an embedded Redis server, uvicorn,
+two model replicas, a decision worker, a challenger replica); the registry
+is a real MLflow on sqlite. Each replayed day appends one day of prices and
+runs the pipeline's data steps and its lifecycle rule
+(workers.pipeline.lifecycle.judge) with the stack's broker, as the DAG's
+publish task does. The prices are built so the outcome is known in advance:
+
+- days 0-7 trend up 1.5% a day per card (with noise): naive (the champion)
+  is 1.5% off, drift (the card's mean move over 26 observations) close, the
+  3-price rolling mean twice as far off as naive;
+- from day 8 the trend reverses: drift keeps forecasting a rise for weeks.
+
+So the rolling mean, made challenger by hand, must be retired and never
+promoted; drift, made challenger by the backtest gate, must be promoted
+after exactly N dates; and, promoted, it must be rolled back once the
+reversal has lasted N dates. Meanwhile a client keeps asking for prices:
+every answer is a 200 from a champion, never from a challenger.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+
+from contracts import keys
+from tests.e2e.conftest import make_stack
+from workers.config import PipelineSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+CARDS = 40
+HISTORY = 130
+DAY0 = date(2026, 6, 1)
+REVERSAL = 8  # the first replayed day whose move is down
+NEEDED = 3
+SHADOW_MAXLEN = 100
+STREAM_MAXLEN = 300
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def prices_until(day: int) -> pd.DataFrame:
+    """Every card's history up to replay day `day` (day 0 = DAY0): up 1.5% a day, down from REVERSAL on."""
+    rng = np.random.default_rng(11)
+    start = DAY0 - timedelta(days=HISTORY)
+    n = HISTORY + day + 1
+    steps = np.where(np.arange(n) >= HISTORY + REVERSAL, -0.015, 0.015)
+    frames = []
+    for i in range(CARDS):
+        noise = rng.normal(0, 0.002, n)
+        log_price = np.log(5 + 3 * i) + np.cumsum(steps + noise)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "card_id": f"lc-{i:02d}",
+                    "card_name": f"Card {i}",
+                    "set_name": "Alpha" if i % 2 else "Beta",
+                    "date": [(start + timedelta(days=k)).isoformat() for k in range(n)],
+                    "market_price": np.round(np.exp(log_price), 4),
+                    "volume": 10,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_data_steps(settings: PipelineSettings, day: int, directory: Path) -> date:
+    from workers.pipeline import run as steps
+
+    on = DAY0 + timedelta(days=day)
+    path = directory / f"prices-{day}.csv"
+    prices_until(day).to_csv(path, index=False)
+    steps.collect(settings, "file", on, path)
+    steps.validate(settings, "file", on)
+    steps.features(settings, "file")
+    steps.context(settings, "file")
+    return on
+
+
+def register(settings: PipelineSettings, model, on: date) -> dict:
+    """Register a baseline as the day's candidate through the gate, scored on its own backtest."""
+    from workers.pipeline import register as gate
+    from workers.pipeline import run as steps
+    from workers.pipeline.evaluate import with_targets
+    from workers.pipeline.metrics import mape_of_returns
+
+    frame = with_targets(steps.load_features(settings, "file"), 1, settings.fair_horizon)
+    frame = frame.dropna(subset=["target"])
+    model.fit(frame)
+    gate.save_candidate(model, settings.data_dir / "candidates" / "source=file" / str(on) / "model.pkl")
+    steps.price(settings, "file", on)
+    serving = steps.merge_priced(settings, "file", on)
+    test = frame[pd.to_datetime(frame["date"]) > pd.Timestamp(on) - pd.Timedelta(days=20)].copy()
+    test["pred_model"] = model.predict(test).ret
+    truth = test["target"].to_numpy()
+    mape = 100 * mape_of_returns(test["pred_model"].to_numpy(), truth)
+    naive = 100 * mape_of_returns(np.zeros(len(test)), truth)
+    evaluation = {
+        "model": {"mape": mape},
+        "naive": {"mape": naive},
+        "model_vs_naive_mape_improvement": 1 - mape / naive,
+    }
+    champion = steps.load_champion(settings)
+    loaded = (champion[0].version, champion[1][0] if champion[1] else None) if champion else None
+    decision = gate.register(settings, model, evaluation, test, {"model": model.name}, {}, serving, None, 0, loaded)
+    return decision.as_dict()
+
+
+def cli(*args: str, env: dict[str, str]) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "workers.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    return json.loads(out.stdout)
+
+
+def test_challenger_is_promoted_after_n_dates_the_worse_never_and_a_decaying_champion_rolls_back(
+    redis_server, tmp_path: Path, monkeypatch
+) -> None:
+    from workers.pipeline.lifecycle import judge
+    from workers.pipeline.models import DriftModel, NaiveModel, RollingMeanModel
+
+    data_dir = tmp_path / "data"
+    tracking = f"sqlite:///{(data_dir / 'mlflow.db').resolve()}"
+    for name, value in {
+        "POKEWATCH_DATA_DIR": str(data_dir),
+        "MLFLOW_TRACKING_URI": tracking,
+        "POKEWATCH_CHALLENGER_DATES": str(NEEDED),
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = PipelineSettings()
+    data_dir.mkdir(parents=True)
+
+    on = run_data_steps(settings, 0, tmp_path)
+    champion = register(settings, NaiveModel(), on)
+    assert champion["promoted"] and champion["version"] == "1", champion
+    worse = register(settings, RollingMeanModel(), on)
+    assert not worse["promoted"] and not worse["challenger"], worse  # the backtest gate already rejects it
+
+    stack = make_stack(
+        redis_server,
+        data_dir,
+        db=9,
+        POKEWATCH_CHAMPION_POLL_S="2",
+        POKEWATCH_SHADOW_MAXLEN=str(SHADOW_MAXLEN),
+        POKEWATCH_STREAM_MAXLEN=str(STREAM_MAXLEN),
+        POKEWATCH_SCAN="false",
+    )
+    stack.challengers = 1
+    stack.start(timeout=180)
+    r = redis.Redis.from_url(stack.broker_url)
+    env = {**os.environ, "REDIS_URL": stack.broker_url, "PYTHONPATH": str(ROOT)}
+    answers: Counter[tuple[int, str]] = Counter()
+    request_ids: list[str] = []
+    stop = threading.Event()
+    allowed = {"1"}  # the versions a user may be answered by at this point
+
+    def client() -> None:
+        with httpx.Client(base_url=stack.url, timeout=30) as c:
+            i = 0
+            while not stop.is_set():
+                resp = c.post("/fair_price", json={"card_id": f"lc-{i % CARDS:02d}"})
+                version = resp.json().get("model_version", "?") if resp.status_code == 200 else resp.text[:200]
+                answers[(resp.status_code, version if version in allowed else f"unexpected {version}")] += 1
+                if resp.status_code == 200:
+                    request_ids.append(resp.json()["request_id"])
+                i += 1
+                time.sleep(0.01)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    decisions: dict[int, dict] = {}
+    try:
+        # A person makes the rolling mean the challenger; the challenger replica loads it.
+        assert cli("model", "challenger", worse["version"], env=env)["challenger"] == worse["version"]
+        wait_for(lambda: challenger_serving(stack) == worse["version"], "challenger replica loads version 2")
+        for day in range(0, 12):
+            on = DAY0 + timedelta(days=day) if day == 0 else run_data_steps(settings, day, tmp_path)
+            if day == 4:
+                better = register(settings, DriftModel(window=26), on)
+                assert better["challenger"] and not better["promoted"], better  # the gate sends it to trial
+                wait_for(lambda: challenger_serving(stack) == better["version"], "challenger replica loads drift")
+            if day == 5:
+                # Killed mid-run: users see nothing of it, the shadow stream stays bounded.
+                victim = next(c for c in stack.children if c.name == "challenger-1")
+                victim.process.send_signal(signal.SIGKILL)
+                victim.process.wait()
+                wait_for(lambda: httpx.get(f"{stack.url}/health").json()["challenger"]["live"] == 0, "seen down")
+                health = httpx.get(f"{stack.url}/health").json()
+                assert health["status"] == "ok" and health["challenger"]["down"] == 1, health
+                time.sleep(2)
+                assert r.xlen(keys.PREDICT_STREAM) <= STREAM_MAXLEN + 100
+                assert r.xlen(keys.SHADOW_STREAM) <= SHADOW_MAXLEN + 100
+                stack.spawn_challenger("challenger-2")
+            decisions[day] = judge(settings, "file", on, r)
+            action = decisions[day]["decision"]["action"]
+            if action == "promote":
+                allowed.add(decisions[day]["decision"]["version"])
+            if action == "promote" or action == "rollback":
+                target = decisions[day]["decision"]["version"]
+                wait_for(lambda t=target: model_versions(stack) == [t], f"model replicas serve {target}")
+                if action == "rollback":
+                    time.sleep(1)  # answers already on their way from the rolled-back version
+                    allowed.discard(decisions[day - 1]["champion"])
+                    allowed.add(target)
+        shadow = [json.loads(f[b"payload"]) for _, f in r.xrange(keys.SHADOW_STREAM)]
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        stack.stop()
+
+    actions = {day: (d["decision"]["action"], d["decision"]["version"]) for day, d in decisions.items()}
+    print(json.dumps({day: [*a, decisions[day]["rule_state"]] for day, a in actions.items()}, indent=1))
+    # The worse challenger: held while dates accrue, retired at N dates, never promoted.
+    assert [actions[d][0] for d in range(0, NEEDED)] == ["hold"] * NEEDED, actions
+    assert actions[NEEDED] == ("retire", worse["version"]), actions
+    # The better one, challenger from day 4: held for N - 1 scored dates, promoted at the Nth.
+    assert [actions[d] for d in range(4, 4 + NEEDED)] == [("hold", better["version"])] * NEEDED, actions
+    assert actions[4 + NEEDED] == ("promote", better["version"]), actions
+    assert all(a[0] != "promote" or a[1] == better["version"] for a in actions.values())
+    # The reversal: the promoted drift decays and is rolled back to the naive champion.
+    rolled = [d for d, a in actions.items() if a[0] == "rollback"]
+    assert rolled and actions[rolled[0]][1] == champion["version"] and rolled[0] >= REVERSAL, actions
+    # Recorded: tags on the versions, events on the model-events stream.
+    from workers import registry
+
+    tags = {str(v.version): v.tags for v in registry.versions(settings)}
+    assert tags[worse["version"]]["lifecycle.retired"] == "True"
+    assert tags[better["version"]]["lifecycle.promoted"] == "True"
+    assert tags[better["version"]]["lifecycle.rolled_back"] == "True"
+    assert registry.champion_version(settings) == champion["version"]
+    # Users: every answer a 200 from the champion of the moment; the challenger's were shadow only.
+    assert answers and all(status == 200 and not v.startswith("unexpected") for status, v in answers), answers
+    assert {s["model_version"] for s in shadow} <= {worse["version"], better["version"]}
+    # Shadow quotes answer the very requests users sent (the stream keeps the newest).
+    assert shadow and {s["request_id"] for s in shadow} <= set(request_ids)
+    assert len(shadow) <= SHADOW_MAXLEN + 100
+
+
+def wait_for(check, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.3)
+
+
+def challenger_serving(stack) -> str | None:
+    health = httpx.get(f"{stack.url}/health").json()
+    live = [r for r in health["replicas"] if r["role"] == "challenger" and r["live"]]
+    return live[0]["model_version"] if live else None
+
+
+def model_versions(stack) -> list[str]:
+    return httpx.get(f"{stack.url}/health").json()["model_versions"]
