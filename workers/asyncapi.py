@@ -30,6 +30,7 @@ from contracts.messages import (
     PriceQuotes,
     PriceUpdated,
     Reply,
+    ShadowQuotes,
     SignalChanged,
     SignalDecided,
 )
@@ -53,7 +54,10 @@ FLOWS = (
         keys.PREDICT_STREAM,
         PredictRequest,
         "the gateway (a request) and the market scan",
-        ((keys.MODEL_GROUP, "model replicas price it"),),
+        (
+            (keys.MODEL_GROUP, "model replicas price it"),
+            (keys.SHADOW_GROUP, "challenger replicas price it too, for the shadow stream only"),
+        ),
     ),
     Flow(
         keys.QUOTES_STREAM, PriceQuotes, "model replicas", ((keys.DECISION_GROUP, "decision workers decide signals"),)
@@ -90,6 +94,12 @@ FLOWS = (
         ((None, "every model replica (a broadcast: XREAD from its own position)"),),
     ),
     Flow(keys.PIPELINE_RUNS_STREAM, PipelineRun, "the pipeline's last task", ((None, "the metrics exporter"),)),
+    Flow(
+        keys.SHADOW_STREAM,
+        ShadowQuotes,
+        "challenger replicas: what the challenger would have answered each request (never sent to users)",
+        ((None, "the pipeline's lifecycle rule (scored once the prices arrive), operators"),),
+    ),
 )
 
 
