@@ -130,14 +130,15 @@ def reply_channel(gateway_id: str) -> str:
 
 
 async def ensure_groups(
-    client: Any, streams: tuple[str, ...] | None = None, groups: dict[str, str] | None = None
+    client: Any, streams: tuple[str, ...] | None = None, groups: dict[str, str] | None = None, start_id: str = "0"
 ) -> None:
-    """Create consumer groups from id 0, with their streams.
+    """Create consumer groups from id 0 (or `start_id`), with their streams.
 
     Args:
         client: a `redis.asyncio.Redis`.
         streams: only these streams' groups (default: all of `groups`).
         groups: stream -> group (default: the request path's GROUPS).
+        start_id: where a new group starts reading ("$": only entries added from now on).
     """
     from redis.exceptions import ResponseError
 
@@ -145,7 +146,7 @@ async def ensure_groups(
         if streams is not None and stream not in streams:
             continue
         try:
-            await client.xgroup_create(stream, group, id="0", mkstream=True)
+            await client.xgroup_create(stream, group, id=start_id, mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise

@@ -61,12 +61,12 @@ def challenger(
 ) -> None:
     """Make VERSION the challenger: challenger replicas load it and shadow-price every request."""
     from workers import registry
-    from workers.pipeline.lifecycle import make_challenger
+    from workers.pipeline.lifecycle import clear_challenger, make_challenger
 
     settings = PipelineSettings()
     try:
         if clear:
-            registry.clear_challenger(settings)
+            clear_challenger(settings, broker())
             out = {"challenger": None}
         elif version is None:
             fail(ValueError("give a VERSION, or --clear"))

@@ -21,14 +21,21 @@ each scrape, on its own read-only Redis user (`monitor`):
 | `pokewatch_pipeline_model_metric` | source, metric | the candidate's evaluation (MAPE %, signal rate, ...) |
 | `pokewatch_pipeline_promoted` | source | 1 if the gate promoted that run's version |
 | `pokewatch_pipeline_model_version` | source | the version that run registered |
+| `pokewatch_realized_metric` | version, role, metric | live versions on realized prices (MAPE %, coverage, ...) |
+| `pokewatch_lifecycle_comparison` | pair, bound | MAPE improvement (%): challenger vs champion, champion vs previous |
+| `pokewatch_lifecycle_needed_dates` | | the dates the promotion rule needs |
+| `pokewatch_lifecycle_challenger_version` | | the challenger after the newest judge run (absent: none) |
+| `pokewatch_lifecycle_decision_timestamp_seconds` | action, applied | when the rule last decided each action |
 | `pokewatch_exporter_redis_up` | | 1 if the last scrape reached Redis |
 
 Pipeline figures come from the run records on `pokewatch:pipeline-runs`
-(workers.pipeline.runs).
+(workers.pipeline.runs); the lifecycle's from `pokewatch:lifecycle` and the
+decisions on `pokewatch:model-events` (workers.pipeline.lifecycle).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -41,7 +48,7 @@ from prometheus_client.registry import Collector
 from pydantic import ValidationError
 
 from contracts import keys
-from contracts.messages import Heartbeat, PipelineRun
+from contracts.messages import Heartbeat, ModelDecision, PipelineRun
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +74,7 @@ class StreamCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("pokewatch_exporter_redis_up", "1 if the last scrape reached Redis")
         try:
-            metrics = [*self._streams(), *self._replicas(), *self._pipeline()]
+            metrics = [*self._streams(), *self._replicas(), *self._pipeline(), *self._lifecycle()]
         except (redis.RedisError, OSError) as exc:
             logger.warning("scrape failed: %s", exc)
             up.add_metric([], 0)
@@ -161,6 +168,46 @@ class StreamCollector(Collector):
             if run.model_version and run.model_version.isdigit():
                 version.add_metric([source], int(run.model_version))
         return [finished, steps, rows, scores, promoted, version]
+
+    def _lifecycle(self) -> list[Metric]:
+        realized = _gauge(
+            "pokewatch_realized_metric",
+            "a live version scored on the prices that followed",
+            ["version", "role", "metric"],
+        )
+        pairs = _gauge("pokewatch_lifecycle_comparison", "relative MAPE improvement (%) and dates", ["pair", "bound"])
+        needed = GaugeMetricFamily("pokewatch_lifecycle_needed_dates", "dates the promotion rule needs")
+        challenger = GaugeMetricFamily("pokewatch_lifecycle_challenger_version", "the challenger version")
+        decided = _gauge(
+            "pokewatch_lifecycle_decision_timestamp_seconds", "when the rule last decided", ["action", "applied"]
+        )
+        out: list[Metric] = [realized, pairs, needed, challenger, decided]
+        raw = self.redis.get(keys.LIFECYCLE_KEY)
+        if raw:
+            record = json.loads(raw)
+            for version, scores in (record.get("versions") or {}).items():
+                for metric in ("mape", "coverage", "hit_rate", "dates", "n"):
+                    if isinstance(scores.get(metric), int | float):
+                        realized.add_metric([version, scores.get("role", ""), metric], scores[metric])
+            for pair, key in (("challenger", "vs_champion"), ("champion", "vs_previous")):
+                c = record.get(key) or {}
+                for bound, field in (("point", "improvement"), ("low", "low"), ("high", "high"), ("dates", "dates")):
+                    if isinstance(c.get(field), int | float):
+                        pairs.add_metric([pair, bound], c[field])
+            needed.add_metric([], record.get("needed_dates") or 0)
+            if str(record.get("challenger") or "").isdigit():
+                challenger.add_metric([], int(record["challenger"]))
+        seen: set[tuple[str, str]] = set()
+        for _, fields in self.redis.xrevrange(keys.MODEL_EVENTS_STREAM, count=RUNS_READ):
+            try:
+                event = ModelDecision.model_validate_json(fields[keys.PAYLOAD_FIELD.encode()])
+            except (ValidationError, KeyError):
+                continue
+            labels = (event.action, str(event.applied).lower())
+            if labels not in seen:
+                seen.add(labels)
+                decided.add_metric(list(labels), event.decided_at)
+        return out
 
 
 def serve(redis_url: str, port: int, host: str = "0.0.0.0", replica_ttl_s: float = 10.0) -> Any:  # noqa: S104

@@ -532,7 +532,7 @@ def act(settings: PipelineSettings, client: Any | None, decision: Decision, cham
     stamp = {"lifecycle.reason": decision.reason[:5000], "lifecycle.decided_at": round(time.time(), 3)}
     if decision.action == "promote":
         registry.set_champion(settings, version)
-        registry.clear_challenger(settings)
+        clear_challenger(settings, client)
         registry.tag_version(settings, version, {"lifecycle.promoted": True, **stamp})
         if client is not None:
             model_events.publish_version(settings, client, version)
@@ -543,7 +543,7 @@ def act(settings: PipelineSettings, client: Any | None, decision: Decision, cham
         if client is not None:
             model_events.publish_version(settings, client, version, rollback=True)
     elif decision.action == "retire":
-        registry.clear_challenger(settings)
+        clear_challenger(settings, client)
         registry.tag_version(settings, version, {"lifecycle.retired": True, **stamp})
     if decision.action in ("promote", "retire"):
         fill_challenger(settings, client)
@@ -565,12 +565,28 @@ def fill_challenger(settings: PipelineSettings, client: Any | None) -> str | Non
 
 
 def make_challenger(settings: PipelineSettings, client: Any | None, version: str) -> str:
-    """Point the `challenger` alias at `version` and tell the challenger replicas to load it."""
+    """Point the `challenger` alias at `version` and tell the challenger replicas to load it.
+
+    The `shadow` group is created at the request stream's end: its lag is what a
+    challenger Deployment scales on, and old requests were answered already."""
     registry.set_challenger(settings, version)
+    if client is not None:
+        try:
+            client.xgroup_create(keys.PREDICT_STREAM, keys.SHADOW_GROUP, id="$", mkstream=True)
+        except Exception as exc:  # BUSYGROUP: it exists
+            if "BUSYGROUP" not in str(exc):
+                raise
     registry.tag_version(settings, version, {"lifecycle.waiting": False, "lifecycle.challenger_since": time.time()})
     if client is not None:
         model_events.publish_version(settings, client, version, alias="challenger")
     return version
+
+
+def clear_challenger(settings: PipelineSettings, client: Any | None) -> None:
+    """No challenger: the alias goes, and the `shadow` group with it, so nothing lags behind."""
+    registry.clear_challenger(settings)
+    if client is not None:
+        client.xgroup_destroy(keys.PREDICT_STREAM, keys.SHADOW_GROUP)
 
 
 def log_mlflow(

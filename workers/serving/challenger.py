@@ -15,15 +15,21 @@ lags or dies leaves its group behind; the predict stream is capped by its
 publisher whatever the groups have read, so Redis does not grow (entries a
 dead challenger never read are trimmed; their scores are simply missing).
 
-With no challenger set the replica idles: it acknowledges requests without
-pricing them, and loads a challenger as soon as one is announced
-(`ModelPublished` with alias `challenger`) or found by its alias poll.
+With no challenger set the replica idles: it does not read the requests at
+all (its app runs only the model-events subscriber), and it starts reading as
+soon as a challenger is announced (`ModelPublished` with alias `challenger`)
+or found by its alias poll. Setting a challenger creates the `shadow` group
+at the stream's end, clearing it destroys the group
+(workers.pipeline.lifecycle), so with no challenger nothing lags and a lag
+autoscaler keeps the challenger Deployment at zero replicas.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio.client import Pipeline
 
@@ -35,6 +41,7 @@ from workers.serving.decision_worker import decide_quotes
 from workers.serving.entries import Entry
 from workers.serving.model_worker import ModelWorker
 from workers.serving.reload import HotReloader
+from workers.serving.runtime import Route
 from workers.serving.state import ServingState
 
 logger = logging.getLogger(__name__)
@@ -45,21 +52,64 @@ class ChallengerWorker(ModelWorker):
     group = keys.SHADOW_GROUP
     # The model group dead-letters a bad request once; the shadow group only skips it.
     writes_dead_letters = False
+    group_start_id = "$"
 
     def __init__(self, settings: WorkerSettings, replica_id: str | None = None) -> None:
         super().__init__(settings, replica_id)
         self.reloader = HotReloader(self, alias=registry.CHALLENGER, announce_failures=False)
         self.shadowed = 0
+        self._reading = False
+        self._watch: asyncio.Task[None] | None = None
+
+    def routes(self) -> list[Route]:
+        """The shadow group's route while a challenger is loaded; none while idle."""
+        reloader = getattr(self, "reloader", None)  # None while the base class is built
+        return super().routes() if reloader is None or reloader.state is not None else []
 
     async def prepare(self) -> None:
+        """The challenger is loaded before the app is built (`before_build`): its routes depend on it."""
+
+    async def before_build(self) -> None:
+        await super().before_build()
         if self.reloader.state is None:
             try:
                 await self.reloader.load_champion(0.0)
             except registry.NoChampionError:
                 logger.info("no challenger set: idle until one is announced")
+            return
+        # Withdrawn while reading (the group was destroyed with it): come back idle, and do not
+        # create the group again.
+        try:
+            await asyncio.to_thread(registry.alias_ref, self.settings, registry.CHALLENGER)
+        except registry.NoChampionError:
+            logger.info("challenger %s was withdrawn: idle", self.reloader.version)
+            self.reloader.state = None
+        except Exception as exc:  # the registry away: keep what is loaded
+            logger.warning("challenger check failed: %s", exc)
+
+    def build_app(self) -> Any:
+        app = super().build_app()
+        self._reading = self.reloader.state is not None
+        return app
 
     async def started(self) -> None:
         self.reloader.start_polling()
+        self._watch = asyncio.create_task(self._watch_state())
+
+    async def _watch_state(self) -> None:
+        """Rebuild the app (runtime.run starts it again) when the replica goes from idle to
+        reading or back, so the subscribers match whether a challenger is loaded."""
+        while (self.reloader.state is not None) == self._reading:
+            await asyncio.sleep(0.2)
+        logger.info("challenger %s: %s", self.reloader.version or "none", "reading" if not self._reading else "idle")
+        if self._app is not None:
+            self.restart_reason = "challenger loaded" if not self._reading else "challenger withdrawn"
+            self._app.exit()
+
+    async def _shutdown(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        await super()._shutdown()
 
     def scan_market(self, served: str | None, state: ServingState) -> None:
         """Users' signals come from the champion only."""
@@ -83,7 +133,7 @@ class ChallengerWorker(ModelWorker):
     def process(self, messages: Sequence[PredictRequest], pipe: Pipeline) -> None:
         state = self.reloader.state
         if state is None:
-            return  # no challenger: the entries are acknowledged, nothing is written
+            return  # the challenger was withdrawn mid-batch: acknowledged, nothing written
         for request in messages:
             results = state.quote(request.items, self.replica_id)
             decided = decide_quotes(

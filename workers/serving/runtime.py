@@ -110,6 +110,9 @@ class StreamWorker(ABC, Generic[M]):
     # Whether rejected entries are written to the dead-letter stream (a second group reading the
     # same stream, like the challenger's, leaves that to the first).
     writes_dead_letters = True
+    # Where the worker's groups start when it creates them: "0" delivers what was accepted before
+    # any worker ran; a shadow group starts at "$" (old requests were answered already).
+    group_start_id = "0"
 
     def __init__(self, settings: WorkerSettings, replica_id: str | None = None) -> None:
         self.settings = settings
@@ -123,6 +126,8 @@ class StreamWorker(ABC, Generic[M]):
         self.last_error: str | None = None
         self.last_load_s: float | None = None
         self._signalled = False
+        # Set by a worker that stops its app on purpose to rebuild it (not counted as a failure).
+        self.restart_reason: str | None = None
         self._app: FastStream | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._health_server: asyncio.Server | None = None
@@ -236,7 +241,8 @@ class StreamWorker(ABC, Generic[M]):
 
     async def _startup(self) -> None:
         self._watch_signals()
-        await keys.ensure_groups(self.redis, groups={r.stream: r.group for r in self.routes()})
+        groups = {r.stream: r.group for r in self.routes()}
+        await keys.ensure_groups(self.redis, groups=groups, start_id=self.group_start_id)
         await self.prepare()
 
     async def _after_startup(self) -> None:
@@ -294,6 +300,11 @@ class StreamWorker(ABC, Generic[M]):
             await self.build_app().run()
             if self._signalled:
                 return
+            if self.restart_reason is not None:
+                logger.info("%s: rebuilding the app (%s)", self.replica_id, self.restart_reason)
+                self.restart_reason = None
+                self.redis = redis_client(self.settings.redis_url)  # the old one was closed on shutdown
+                continue
             now = time.monotonic()
             stops = [t for t in stops if now - t < 60] + [now]
             if len(stops) > MAX_RESTARTS:
