@@ -62,7 +62,7 @@ def test_every_pipeline_step_then_a_whole_run_then_model_versions(pokewatch, cli
     rows = _status(pokewatch)
     assert set(rows) == {"1", "2", "3"}, rows
     # Which run the gate promoted depends on the data; exactly one version is the champion.
-    (champion,) = [v for v, cells in rows.items() if "*" in cells[1]]
+    (champion,) = [v for v, cells in rows.items() if cells[1] == "champion"]
     other = next(v for v in ("3", "2", "1") if v != champion)
     published = json.loads(_ok(pokewatch("model", "publish", other)))
     assert published["version"] == other and published["rollback"] is False
@@ -70,8 +70,9 @@ def test_every_pipeline_step_then_a_whole_run_then_model_versions(pokewatch, cli
     assert rolled["version"] == champion and rolled["rollback"] is True
     r = redis.Redis.from_url(cli_env["REDIS_URL"])
     events = [json.loads(f[b"payload"]) for _, f in r.xrange(keys.MODEL_EVENTS_STREAM)]
-    assert [(e["version"], e["rollback"]) for e in events] == [(other, False), (champion, True)]
-    assert [v for v, cells in _status(pokewatch).items() if "*" in cells[1]] == [champion]
+    published = [e for e in events if e["kind"] == "published" and e["alias"] == "champion"]
+    assert [(e["version"], e["rollback"]) for e in published] == [(other, False), (champion, True)]
+    assert [v for v, cells in _status(pokewatch).items() if cells[1] == "champion"] == [champion]
 
 
 def test_evaluate_all_prints_the_cross_feed_table_as_json(pokewatch, cli_env, tmp_path: Path) -> None:

@@ -176,6 +176,9 @@ def test_dag_run_promotes_a_model_and_every_replica_hot_reloads_without_failed_r
             "POKEWATCH_DEMO_CARDS": "40",
             "POKEWATCH_DEMO_DAYS": "240",
             "POKEWATCH_MAX_TRAIN_ROWS": "100000",
+            # The gate's promotion goes straight to the replicas here (no shadow trial): this test is
+            # about the DAG's publish and the hot reload; tests/e2e/test_lifecycle.py tries challengers.
+            "POKEWATCH_CHALLENGER_TRIAL": "false",
             # The provider reads the database from the connection's extra, not the URI path.
             "AIRFLOW_CONN_REDIS_DEFAULT": stack.broker_url.rsplit("/", 1)[0] + "?db=4",
         }
@@ -195,6 +198,8 @@ def test_dag_run_promotes_a_model_and_every_replica_hot_reloads_without_failed_r
         assert all(step.seconds is not None and step.seconds >= 0 for step in record.steps.values())
         assert record.steps["features"].rows and record.steps["collect"].rows
         assert record.promoted and record.model_version == new and record.metrics["model_mape"] > 0
+        # The lifecycle rule ran after the register step: the new champion has no challenger yet.
+        assert record.lifecycle_action == "none" and record.challenger is None, record
 
         deadline = time.monotonic() + 120
         versions: list[str | None] = []
