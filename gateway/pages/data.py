@@ -86,6 +86,8 @@ async def published(redis: Any, count: int = 200) -> list[ModelPublished]:
             event = ModelPublished.model_validate_json(raw or b"")
         except ValidationError:
             continue  # load failures and anything else
+        if event.alias != "champion":
+            continue  # challengers are shown by the lifecycle
         out.append(event)
     return out
 
@@ -113,3 +115,49 @@ async def alerts(redis: Any, owner: str, count: int = 1000, keep: int = 50) -> l
             if len(out) >= keep:
                 break
     return out
+
+
+async def lifecycle(redis: Any) -> dict[str, Any] | None:
+    """The newest judge run's record (workers.pipeline.lifecycle), if any."""
+    raw = await redis.get(keys.LIFECYCLE_KEY)
+    if not raw:
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+ROLE_ORDER = {"champion": 0, "challenger": 1, "previous": 2}
+CHART_W, CHART_H, PAD = 640, 220, 36
+
+
+def realized_chart(history: list[dict[str, Any]], roles: dict[str, str]) -> dict[str, Any] | None:
+    """An SVG line chart of each live version's realized MAPE per forecast date (server-drawn: no script)."""
+    points = [p for p in history if isinstance(p.get("mape"), int | float) and p.get("version") in roles]
+    if not points:
+        return None
+    dates = sorted({p["date"] for p in points})
+    top = max(p["mape"] for p in points) * 1.1 or 1.0
+    span = max(len(dates) - 1, 1)
+
+    def xy(p: dict[str, Any]) -> str:
+        x = PAD + (CHART_W - 2 * PAD) * dates.index(p["date"]) / span
+        y = CHART_H - PAD - (CHART_H - 2 * PAD) * p["mape"] / top
+        return f"{x:.1f},{y:.1f}"
+
+    series = []
+    for version in sorted(roles, key=lambda v: ROLE_ORDER.get(roles[v], 9)):
+        mine = sorted((p for p in points if p["version"] == version), key=lambda p: p["date"])
+        if mine:
+            series.append({"version": version, "role": roles[version], "points": " ".join(xy(p) for p in mine)})
+    return {
+        "width": CHART_W,
+        "height": CHART_H,
+        "pad": PAD,
+        "top": round(top, 3),
+        "first": dates[0],
+        "last": dates[-1],
+        "series": series,
+    }

@@ -172,19 +172,30 @@ async def watchlists(request: Request) -> HTMLResponse:
 
 @router.get("/ui/model")
 async def model(request: Request) -> HTMLResponse:
-    """Which replicas serve which version; recent versions with their evaluation."""
+    """Which replicas serve which version; champion and challenger on realized prices; recent
+    versions with their evaluation."""
     broker = broker_of(request)
     try:
         beats = await broker.replicas()
         events = await data.published(broker.redis)
         runs = await data.runs(broker.redis)
+        lifecycle = await data.lifecycle(broker.redis)
     except UNAVAILABLE as exc:
         return page("error.html", 503, title="Unavailable", message=f"the broker is unavailable: {exc}")
     now = time.time()
     live = sorted((b for b in beats if broker.is_live(b, now)), key=lambda b: (b.role, b.replica_id))
     served = sorted({b.model_version for b in live if b.role == "model" and b.model_version})
+    roles = {v: s.get("role", "") for v, s in ((lifecycle or {}).get("versions") or {}).items()}
+    versions = sorted(
+        ({"version": v, **s} for v, s in ((lifecycle or {}).get("versions") or {}).items()),
+        key=lambda s: data.ROLE_ORDER.get(s.get("role", ""), 9),
+    )
+    chart = data.realized_chart((lifecycle or {}).get("history") or [], roles)
     return page(
         "model.html",
+        lifecycle=lifecycle,
+        versions=versions,
+        chart=chart,
         title="PokeWatch: model",
         replicas=live,
         served=served,

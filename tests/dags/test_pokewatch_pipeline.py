@@ -259,7 +259,7 @@ def test_dag_run_promotes_a_model_and_every_replica_hot_reloads_without_failed_r
         last = json.loads(r.xrevrange(keys.MODEL_EVENTS_STREAM, count=1)[0][1][b"payload"])
         assert (last["kind"], last["version"], last["rollback"]) == ("published", old, True)
 
-        # `pokewatch model status` on the registry the DAG run added to (its versions, the champion marked).
+        # `pokewatch model status` on the registry the DAG run added to (its versions and their roles).
         status = subprocess.run(
             [str(Path(sys.executable).parent / "pokewatch"), "model", "status"],
             env={**os.environ, "POKEWATCH_DATA_DIR": str(data_dir), "COLUMNS": "200"},
@@ -270,7 +270,9 @@ def test_dag_run_promotes_a_model_and_every_replica_hot_reloads_without_failed_r
         assert status.returncode == 0, status.stdout + status.stderr
         rows = {line.split("│")[1].strip(): line for line in status.stdout.splitlines() if line.count("│") > 4}
         assert {old, new} <= set(rows), status.stdout
-        assert "*" in rows[old].split("│")[2] and "*" not in rows[new].split("│")[2], status.stdout
+        # The roles: the rolled-back version says so (the lifecycle tags it).
+        assert rows[old].split("│")[2].strip() == "champion", status.stdout
+        assert rows[new].split("│")[2].strip() == "rolled back", status.stdout
     finally:
         stack.stop()
 

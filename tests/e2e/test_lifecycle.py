@@ -210,6 +210,8 @@ def test_challenger_is_promoted_after_n_dates_the_worse_never_and_a_decaying_cha
                 stack.spawn_challenger("challenger-2")
             judging = time.monotonic()
             decisions[day] = judge(settings, "file", on, r)
+            if day == 6:  # mid-trial: champion and challenger side by side
+                look_at_the_model_page(stack.url, champion["version"], better["version"], "2 of 3 dates")
             action = decisions[day]["decision"]["action"]
             if action in ("promote", "rollback"):
                 target = decisions[day]["decision"]["version"]
@@ -271,3 +273,28 @@ def challenger_serving(stack) -> str | None:
 
 def model_versions(stack) -> list[str]:
     return httpx.get(f"{stack.url}/health").json()["model_versions"]
+
+
+def look_at_the_model_page(url: str, champion: str, challenger: str, rule: str) -> None:
+    """In a real browser: the rule's state, the scores side by side, one chart line per version."""
+    from selenium.webdriver.common.by import By
+
+    from tests.e2e.test_pages import ARTIFACTS, _browser, severe
+
+    browser = _browser()
+    try:
+        browser.get(f"{url}/ui/model")
+        assert browser.find_element(By.ID, "lc-champion").text == champion
+        assert browser.find_element(By.ID, "lc-challenger").text == challenger
+        assert browser.find_element(By.ID, "lc-rule").text.startswith(rule)
+        assert browser.find_element(By.ID, "lc-decision").text == "hold"
+        rows = [r.text.split()[:2] for r in browser.find_elements(By.CSS_SELECTOR, "#realized tbody tr")]
+        assert rows == [[champion, "champion"], [challenger, "challenger"]], rows
+        lines = browser.find_elements(By.CSS_SELECTOR, "#realized-chart polyline")
+        assert {line.get_attribute("data-version") for line in lines} == {champion, challenger}
+        assert all(len(line.get_attribute("points").split()) >= 2 for line in lines)
+        assert severe(browser) == []
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "model-lifecycle.png"))
+    finally:
+        browser.quit()
