@@ -118,7 +118,10 @@ def test_checkov_finds_no_failed_check() -> None:
 def test_compose_file_has_the_laptop_stack() -> None:
     compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) == {"redis", "mlflow", "gateway", "model-worker", "decision-worker", "notifier", "airflow"}
+    assert set(services) == {
+        "redis", "mlflow", "gateway", "model-worker", "challenger-worker", "decision-worker", "notifier", "airflow"
+    }  # fmt: skip
     assert services["model-worker"]["deploy"]["replicas"] == 2
+    assert services["challenger-worker"]["profiles"] == ["challenger"]
     assert "../dags:/opt/airflow/dags:ro" in services["airflow"]["volumes"]
     assert "CHANGE_ME" in (ROOT / "docker" / "compose.env.example").read_text()
