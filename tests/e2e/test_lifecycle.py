@@ -162,7 +162,11 @@ def test_challenger_is_promoted_after_n_dates_the_worse_never_and_a_decaying_cha
         POKEWATCH_SCAN="false",
     )
     stack.challengers = 1
-    stack.start(timeout=180)
+    try:
+        stack.start(timeout=180)
+    except Exception:
+        stack.stop()
+        raise
     r = redis.Redis.from_url(stack.broker_url)
     env = {**os.environ, "REDIS_URL": stack.broker_url, "PYTHONPATH": str(ROOT)}
     answers: list[tuple[float, float, int, str]] = []  # sent, received, status, version
@@ -212,6 +216,9 @@ def test_challenger_is_promoted_after_n_dates_the_worse_never_and_a_decaying_cha
             decisions[day] = judge(settings, "file", on, r)
             if day == 6:  # mid-trial: champion and challenger side by side
                 look_at_the_model_page(stack.url, champion["version"], better["version"], "2 of 3 dates")
+                # pokewatch model compare: the same scores and decision, looked at, nothing moved
+                compared = cli("model", "compare", "--source", "file", env=env)
+                assert compared["decision"]["action"] == "hold" and compared["vs_champion"]["dates"] == 2
             action = decisions[day]["decision"]["action"]
             if action in ("promote", "rollback"):
                 target = decisions[day]["decision"]["version"]

@@ -82,3 +82,42 @@ def test_up_brings_the_whole_stack_up_and_ctrl_c_stops_it(tmp_path: Path) -> Non
     assert code == 0, log.read_text()
     assert "stopped" in log.read_text()
     assert _closed(port) and _closed(broker_port)
+
+    # `pokewatch up --challenger VERSION`: the same stack with a challenger replica shadow-scoring
+    # a second version; users are answered by the champion only.
+    register = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "pipeline", "register", "--source", "demo"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert register.returncode == 0 and '"version": "2"' in register.stdout, register.stdout + register.stderr
+    log = tmp_path / "up-challenger.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "up", "--port", str(port), "--challenger", "2"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while "Ctrl-C stops every process" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.5)
+        assert "challenger: version 2" in log.read_text()
+        for _ in range(20):
+            resp = httpx.post(f"http://127.0.0.1:{port}/fair_price", json={"card_id": card}, timeout=30)
+            assert resp.status_code == 200 and resp.json()["model_version"] == "1"
+        health = httpx.get(f"http://127.0.0.1:{port}/health").json()
+        assert health["challenger"]["live"] == 1 and health["challenger"]["versions"] == ["2"], health
+        broker = re.search(r"broker: (redis://\S+)", log.read_text()).group(1)  # type: ignore[union-attr]
+        import redis
+
+        from contracts import keys
+
+        deadline = time.monotonic() + 30
+        while not redis.Redis.from_url(broker).xlen(keys.SHADOW_STREAM) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        shadow = redis.Redis.from_url(broker).xrange(keys.SHADOW_STREAM)
+        assert shadow and all(b'"model_version":"2"' in f[b"payload"] for _, f in shadow)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(60)
+    assert code == 0, log.read_text()

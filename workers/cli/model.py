@@ -99,7 +99,7 @@ def compare(
     except Exception:  # no broker: score the pipeline's forecasts only
         client = None
     try:
-        out = judge(settings, source, dt.date.today(), client, apply=apply)
+        out = judge(settings, source, dt.date.today(), client, apply=apply, record=apply)
     except Exception as exc:
         fail(exc)
     table = Table(title=f"{settings.model_name}: realized scores ({out['rule_state'] or 'no challenger'})")

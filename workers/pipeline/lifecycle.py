@@ -385,7 +385,12 @@ def decide(
 
 
 def judge(
-    settings: PipelineSettings, source: str, day: date, client: Any | None, apply: bool | None = None
+    settings: PipelineSettings,
+    source: str,
+    day: date,
+    client: Any | None,
+    apply: bool | None = None,
+    record: bool = True,
 ) -> dict[str, Any]:
     """Record today's forecasts, score every live version, apply the rule; what the run records.
 
@@ -393,6 +398,8 @@ def judge(
         client: a sync redis client (shadow quotes, events, `pokewatch:lifecycle`); None scores
             the pipeline's forecasts only and records nothing in Redis.
         apply: move aliases when the rule says so (default: `auto_promote`).
+        record: write the day's forecasts, the scores and the decision (MLflow, Redis); false
+            only looks (`pokewatch model compare`).
     """
     from workers.pipeline import run as steps
 
@@ -401,9 +408,10 @@ def judge(
     challenger = registry.challenger_version(settings)
     previous = registry.previous_champion_version(settings) if champion else None
     live = {v for v in (champion, challenger, previous) if v}
-    since = pd.Timestamp(day) - pd.Timedelta(days=settings.lifecycle_days)
-    latest, prices = newest_rows(settings, source, since)
-    if live and not latest.empty:
+    latest, prices = newest_rows(settings, source, settings.lifecycle_days)
+    newest = pd.to_datetime(latest["date"]).max() if not latest.empty else pd.Timestamp(day)
+    since = newest - pd.Timedelta(days=settings.lifecycle_days)
+    if record and live and not latest.empty:
         rows = [version_forecasts(load(settings, v), latest, v, settings) for v in sorted(live, key=int)]
         directory = ledger_dir(settings)
         directory.mkdir(parents=True, exist_ok=True)
@@ -434,7 +442,7 @@ def judge(
         decision.reason += " (not applied: POKEWATCH_AUTO_PROMOTE=false, a person decides)"
     logger.info("lifecycle: %s %s: %s", decision.action, decision.version or "", decision.reason)
     versions = {v: {"role": role, **summary(scored, v)} for v, role in roles(champion, challenger, previous).items()}
-    record = {
+    record_ = {
         "day": day.isoformat(),
         "updated_at": time.time(),
         "champion": registry.champion_version(settings),
@@ -449,9 +457,11 @@ def judge(
         "versions": versions,
         "history": per_date(scored[scored["version"].isin(list(live))])[-HISTORY_POINTS:] if live else [],
     }
+    if not record:
+        return steps.json_safe(record_)
     log_mlflow(settings, day, versions, decision, applied)
     if client is not None:
-        client.set(keys.LIFECYCLE_KEY, json.dumps(steps.json_safe(record), default=str))
+        client.set(keys.LIFECYCLE_KEY, json.dumps(steps.json_safe(record_), default=str))
         if decision.action != "none":
             event = ModelDecision(
                 model_name=settings.model_name,
@@ -463,7 +473,7 @@ def judge(
                 applied=applied,
             )
             model_events.publish_event(client, event)
-    return steps.json_safe(record)
+    return steps.json_safe(record_)
 
 
 def roles(champion: str | None, challenger: str | None, previous: str | None) -> dict[str, str]:
@@ -474,8 +484,8 @@ def roles(champion: str | None, challenger: str | None, previous: str | None) ->
     return out
 
 
-def newest_rows(settings: PipelineSettings, source: str, since: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each card's newest feature row, and every price dated `since` or later, partition by partition."""
+def newest_rows(settings: PipelineSettings, source: str, days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each card's newest feature row, and the prices of the last `days` days, partition by partition."""
     from workers.pipeline import run as steps
     from workers.pipeline.partitions import partitions
 
@@ -488,7 +498,8 @@ def newest_rows(settings: PipelineSettings, source: str, since: pd.Timestamp) ->
         table = steps.load_features(settings, source, part=part)
         latest.append(table.groupby("card_id", sort=False).tail(1))
         cols = [c for c in ("card_id", "date", "market_price", "set_name") if c in table.columns]
-        prices.append(table.loc[pd.to_datetime(table["date"]) >= since, cols])
+        dates = pd.to_datetime(table["date"])
+        prices.append(table.loc[dates >= dates.max() - pd.Timedelta(days=days), cols])
     return pd.concat(latest, ignore_index=True), pd.concat(prices, ignore_index=True)
 
 
