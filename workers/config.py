@@ -81,6 +81,13 @@ class WorkerSettings(BrokerSettings, RegistrySettings, SignalSettings):
     shadow_maxlen: int = Field(
         default=50_000, ge=100, description="pokewatch:shadow-quotes is capped near this (challenger replicas)"
     )
+    shadow_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="challenger replicas lower their CPU priority by this much: on a shared machine the "
+        "champion's path wins the CPU and the shadow group lags instead",
+    )
     graceful_timeout_s: float = Field(default=10.0, gt=0)
     metrics: bool = Field(default=True, description="Prometheus metrics at /metrics on the health port")
     # HTTP probes (/livez, /readyz) and /metrics; 0 = off.

@@ -226,6 +226,11 @@ def test_challenger_is_promoted_after_n_dates_the_worse_never_and_a_decaying_cha
                 wait_for(lambda t=target: model_versions(stack) == [t], f"model replicas serve {target}")
                 moved[action] = time.monotonic()
         shadow = [json.loads(f[b"payload"]) for _, f in r.xrange(keys.SHADOW_STREAM)]
+        # A person sets a challenger and withdraws it: the shadow group comes and goes with it.
+        assert cli("model", "challenger", worse["version"], env=env)["challenger"] == worse["version"]
+        assert keys.SHADOW_GROUP in groups(r)
+        assert cli("model", "challenger", "--clear", env=env) == {"challenger": None}
+        assert keys.SHADOW_GROUP not in groups(r)
     finally:
         stop.set()
         thread.join(timeout=30)
@@ -270,6 +275,10 @@ def wait_for(check, what: str, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting until {what}")
         time.sleep(0.3)
+
+
+def groups(r: redis.Redis) -> set[str]:
+    return {g["name"].decode() for g in r.xinfo_groups(keys.PREDICT_STREAM)}
 
 
 def challenger_serving(stack) -> str | None:

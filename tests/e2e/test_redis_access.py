@@ -69,8 +69,8 @@ def acl_server(tmp_path_factory):
 
 def test_each_role_is_refused_what_it_does_not_need(acl_server) -> None:
     _, urls = acl_server
-    gateway, worker, pipeline, scaler, notifier = (
-        redis.Redis.from_url(urls[r]) for r in ("gateway", "worker", "pipeline", "scaler", "notifier")
+    gateway, worker, pipeline, scaler, notifier, challenger = (
+        redis.Redis.from_url(urls[r]) for r in ("gateway", "worker", "pipeline", "scaler", "notifier", "challenger")
     )
     refused = {
         "gateway FLUSHALL": lambda: gateway.flushall(),
@@ -95,6 +95,15 @@ def test_each_role_is_refused_what_it_does_not_need(acl_server) -> None:
         "notifier XADD predict": lambda: notifier.xadd(keys.PREDICT_STREAM, {"payload": "{}"}),
         "notifier HSET watchlists": lambda: notifier.hset(keys.watchlists_key("someone"), "w", "{}"),
         "notifier read api-keys": lambda: notifier.hgetall(keys.API_KEYS_HASH),
+        "challenger XADD predict": lambda: challenger.xadd(keys.PREDICT_STREAM, {"payload": "{}"}),
+        "challenger XADD quotes": lambda: challenger.xadd(keys.QUOTES_STREAM, {"payload": "{}"}),
+        "challenger XADD signals": lambda: challenger.xadd(keys.SIGNALS_STREAM, {"payload": "{}"}),
+        "challenger XADD model-events": lambda: challenger.xadd(keys.MODEL_EVENTS_STREAM, {"payload": "{}"}),
+        "challenger XADD dead-letter": lambda: challenger.xadd(keys.DEAD_LETTER_STREAM, {"payload": "{}"}),
+        "challenger PUBLISH reply": lambda: challenger.publish(keys.reply_channel("g"), "forged"),
+        "challenger XTRIM predict": lambda: challenger.xtrim(keys.PREDICT_STREAM, maxlen=0),
+        "challenger read api-keys": lambda: challenger.hgetall(keys.API_KEYS_HASH),
+        "challenger SET lifecycle": lambda: challenger.set(keys.LIFECYCLE_KEY, "{}"),
     }
     allowed = []
     for name, call in refused.items():
@@ -108,6 +117,16 @@ def test_each_role_is_refused_what_it_does_not_need(acl_server) -> None:
     assert gateway.ping() and worker.ping()
     assert notifier.xadd(keys.ALERTS_STREAM, {"payload": "{}"})  # its output
     assert scaler.xlen(keys.PREDICT_STREAM) >= 0  # what KEDA reads
+    # The challenger's job: read requests in its group, append to the shadow stream, heartbeat.
+    admin = redis.Redis.from_url(urls["admin"])
+    admin.xadd(keys.PREDICT_STREAM, {"payload": "{}"})
+    pipeline.xgroup_create(keys.PREDICT_STREAM, keys.SHADOW_GROUP, id="0")  # setting a challenger does this
+    got = challenger.xreadgroup(keys.SHADOW_GROUP, "c1", {keys.PREDICT_STREAM: ">"}, count=1)
+    assert got and challenger.xack(keys.PREDICT_STREAM, keys.SHADOW_GROUP, got[0][1][0][0]) == 1
+    assert challenger.xadd(keys.SHADOW_STREAM, {"payload": "{}"}, maxlen=100, approximate=True)
+    assert challenger.hset(keys.REPLICAS_HASH, "c1", "{}") == 1
+    assert pipeline.xrange(keys.SHADOW_STREAM) and pipeline.set(keys.LIFECYCLE_KEY, "{}")
+    assert pipeline.xgroup_destroy(keys.PREDICT_STREAM, keys.SHADOW_GROUP) == 1  # clearing it does this
 
 
 def test_the_stack_serves_with_one_acl_user_per_role(acl_server, champion_data_dir) -> None:

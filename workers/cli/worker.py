@@ -32,9 +32,14 @@ def model(
 def challenger(replica: ReplicaOpt = None) -> None:
     """Challenger replica: reads pokewatch:predict in group `shadow`, prices with the `challenger` alias and
     writes what it would have answered to pokewatch:shadow-quotes (never to users)."""
+    import os
+
     from workers.serving.challenger import ChallengerWorker
 
-    worker = ChallengerWorker(WorkerSettings(), replica)
+    settings = WorkerSettings()
+    if settings.shadow_nice:
+        os.nice(settings.shadow_nice)  # users' requests first; a lagging shadow group costs them nothing
+    worker = ChallengerWorker(settings, replica)
     serving_logging(worker.replica_id)
     asyncio.run(worker.run())
 

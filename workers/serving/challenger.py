@@ -34,10 +34,10 @@ from typing import Any
 from redis.asyncio.client import Pipeline
 
 from contracts import keys
-from contracts.messages import ModelDecision, PredictRequest, ShadowQuotes
+from contracts.messages import ModelDecision, PredictRequest, Quote, ShadowQuotes
 from workers import registry
 from workers.config import WorkerSettings
-from workers.serving.decision_worker import decide_quotes
+from workers.serving.decision_worker import signals_of
 from workers.serving.entries import Entry
 from workers.serving.model_worker import ModelWorker
 from workers.serving.reload import HotReloader
@@ -134,17 +134,17 @@ class ChallengerWorker(ModelWorker):
         state = self.reloader.state
         if state is None:
             return  # the challenger was withdrawn mid-batch: acknowledged, nothing written
-        for request in messages:
-            results = state.quote(request.items, self.replica_id)
-            decided = decide_quotes(
-                results, request.request_id, self.settings.rule, state.basis, self.settings.trade_fee
-            )
+        answers = [state.quote(request.items, self.replica_id) for request in messages]
+        # One vectorized signal call for the whole batch (no reasons: nobody reads them here).
+        priced = [q for results in answers for q in results if isinstance(q, Quote)]
+        signals = iter(signals_of(priced, self.settings.rule, state.basis, self.settings.trade_fee))
+        for request, results in zip(messages, answers, strict=True):
             shadow = ShadowQuotes(
                 request_id=request.request_id,
                 model_version=state.version,
                 served_by=self.replica_id,
                 results=results,
-                signals=[getattr(d, "signal", None) for d in decided],
+                signals=[next(signals) if isinstance(q, Quote) else None for q in results],
             )
             pipe.xadd(
                 keys.SHADOW_STREAM,

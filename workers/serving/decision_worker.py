@@ -41,6 +41,34 @@ from workers.signals import (
 logger = logging.getLogger(__name__)
 
 
+def quote_arrays(priced: Sequence[Quote]) -> tuple[np.ndarray, ...]:
+    """What the signal rules read of quotes, as arrays: market, fair, the interval's low and high
+    (log ratios to market), typical move, expected move, chances up and down (None unless every
+    quote has them) and the recent move."""
+    market = np.array([q.market_price for q in priced], dtype="float64")
+    fair = np.array([q.fair_price for q in priced], dtype="float64")
+    low = np.log(np.array([q.fair_price_low for q in priced], dtype="float64") / market)
+    high = np.log(np.array([q.fair_price_high for q in priced], dtype="float64") / market)
+    typical = np.maximum(np.array([q.typical_move for q in priced], dtype="float64"), MIN_TYPICAL_MOVE)
+    move = np.log(fair / market)
+    with_chances = bool(priced) and all(q.chance_up is not None and q.chance_down is not None for q in priced)
+    up = np.array([q.chance_up for q in priced], dtype="float64") if with_chances else None
+    down = np.array([q.chance_down for q in priced], dtype="float64") if with_chances else None
+    past = np.array([np.nan if q.recent_move is None else q.recent_move for q in priced], dtype="float64")
+    return market, fair, low, high, typical, move, up, down, past  # type: ignore[return-value]
+
+
+def signals_of(
+    priced: Sequence[Quote], rule: SignalRule, basis: SignalBasis | None = None, fee: float = 0.0
+) -> list[str]:
+    """Only the signal of each quote, as `decide_quotes` decides it (no reasons: the shadow path)."""
+    if not priced:
+        return []
+    policy = SignalPolicy.of(basis.model_dump()) if basis else FIXED
+    _, _, _, _, typical, move, up, down, past = quote_arrays(priced)
+    return list(labels(directions(move, typical, policy, rule, fee, up, down, past)))
+
+
 def decide_quotes(
     quotes: Sequence[Quote | ItemError],
     request_id: str,
@@ -59,16 +87,7 @@ def decide_quotes(
     """
     policy = SignalPolicy.of(basis.model_dump()) if basis else FIXED
     priced = [q for q in quotes if isinstance(q, Quote)]
-    market = np.array([q.market_price for q in priced], dtype="float64")
-    fair = np.array([q.fair_price for q in priced], dtype="float64")
-    low = np.log(np.array([q.fair_price_low for q in priced], dtype="float64") / market)
-    high = np.log(np.array([q.fair_price_high for q in priced], dtype="float64") / market)
-    typical = np.maximum(np.array([q.typical_move for q in priced], dtype="float64"), MIN_TYPICAL_MOVE)
-    move = np.log(fair / market)
-    with_chances = bool(priced) and all(q.chance_up is not None and q.chance_down is not None for q in priced)
-    up = np.array([q.chance_up for q in priced], dtype="float64") if with_chances else None
-    down = np.array([q.chance_down for q in priced], dtype="float64") if with_chances else None
-    past = np.array([np.nan if q.recent_move is None else q.recent_move for q in priced], dtype="float64")
+    market, fair, low, high, typical, move, up, down, past = quote_arrays(priced)
     way = directions(move, typical, policy, rule, fee, up, down, past)
     signals = labels(way)
     # What the one-line rule the model's was measured against says here (or the one that decided).
