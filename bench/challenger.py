@@ -41,7 +41,7 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
 from bench.serve import load  # noqa: E402
 from workers.config import PipelineSettings  # noqa: E402
 from workers.local.embedded import free_port  # noqa: E402
-from workers.local.stack import LocalStack  # noqa: E402
+from workers.local.stack import Child, LocalStack  # noqa: E402
 
 DAY = date(2026, 1, 2)
 SHADOW_CAP = 20_000
@@ -104,6 +104,8 @@ def main() -> None:
                         shadow = stack.spawn_challenger(f"challenger-{i}")
                         wait_serving(stack, challenger)
                     procs = [c for c in stack.children if c.process.poll() is None]
+                    if stack.redis is not None and stack.redis.process is not None:  # the broker's CPU too
+                        procs.append(Child("redis", stack.redis.process, Path(os.devnull)))
                     stats, cpu = load(url, body, opts.connections, opts.duration, procs)
                     stats["cpu"] = cpu
                     rounds[side].append(stats)

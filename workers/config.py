@@ -81,12 +81,16 @@ class WorkerSettings(BrokerSettings, RegistrySettings, SignalSettings):
     shadow_maxlen: int = Field(
         default=50_000, ge=100, description="pokewatch:shadow-quotes is capped near this (challenger replicas)"
     )
+    shadow_batch: int = Field(
+        default=256, ge=1, le=1000, description="requests a challenger replica reads per XREADGROUP (fewer round trips)"
+    )
+    shadow_idle: bool = Field(
+        default=True,
+        description="challenger replicas run at idle CPU priority (Linux SCHED_IDLE): on a shared machine "
+        "they use only CPU the champion's path leaves idle, and the shadow group lags instead",
+    )
     shadow_nice: int = Field(
-        default=10,
-        ge=0,
-        le=19,
-        description="challenger replicas lower their CPU priority by this much: on a shared machine the "
-        "champion's path wins the CPU and the shadow group lags instead",
+        default=10, ge=0, le=19, description="without idle priority, lower the challenger's CPU priority this much"
     )
     graceful_timeout_s: float = Field(default=10.0, gt=0)
     metrics: bool = Field(default=True, description="Prometheus metrics at /metrics on the health port")

@@ -211,10 +211,19 @@ def test_challenger_is_promoted_after_n_dates_the_worse_never_and_a_decaying_cha
                 time.sleep(2)
                 assert r.xlen(keys.PREDICT_STREAM) <= STREAM_MAXLEN + 100
                 assert r.xlen(keys.SHADOW_STREAM) <= SHADOW_MAXLEN + 100
+                top = subprocess.run(
+                    [sys.executable, "-m", "workers.cli", "top", "--once"],
+                    env={**env, "COLUMNS": "250"}, cwd=ROOT, capture_output=True, text=True, timeout=60,
+                )  # fmt: skip
+                assert top.returncode == 0 and "challenger-1" in top.stdout and "shadow" in top.stdout, top.stdout
                 stack.spawn_challenger("challenger-2")
             judging = time.monotonic()
             decisions[day] = judge(settings, "file", on, r)
             if day == 6:  # mid-trial: champion and challenger side by side
+                exported = lifecycle_metrics(r)
+                assert exported[("pokewatch_lifecycle_comparison", ("challenger", "dates"))] == 2
+                assert exported[("pokewatch_realized_metric", (better["version"], "challenger", "dates"))] == 2
+                assert exported[("pokewatch_lifecycle_challenger_version", ())] == int(better["version"])
                 look_at_the_model_page(stack.url, champion["version"], better["version"], "2 of 3 dates")
                 # pokewatch model compare: the same scores and decision, looked at, nothing moved
                 compared = cli("model", "compare", "--source", "file", env=env)
@@ -275,6 +284,17 @@ def wait_for(check, what: str, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting until {what}")
         time.sleep(0.3)
+
+
+def lifecycle_metrics(r: redis.Redis) -> dict[tuple[str, tuple[str, ...]], float]:
+    """What the metrics exporter reports of the lifecycle, read from the stack's broker."""
+    from workers.monitoring.exporter import StreamCollector
+
+    out = {}
+    for family in StreamCollector(r).collect():
+        for sample in family.samples:
+            out[(sample.name, tuple(sample.labels.values()))] = sample.value
+    return out
 
 
 def groups(r: redis.Redis) -> set[str]:

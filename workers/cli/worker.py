@@ -37,8 +37,11 @@ def challenger(replica: ReplicaOpt = None) -> None:
     from workers.serving.challenger import ChallengerWorker
 
     settings = WorkerSettings()
-    if settings.shadow_nice:
-        os.nice(settings.shadow_nice)  # users' requests first; a lagging shadow group costs them nothing
+    # Users' requests first: the shadow group may lag (the request stream is capped), users never wait.
+    if settings.shadow_idle and hasattr(os, "SCHED_IDLE"):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    elif settings.shadow_nice:
+        os.nice(settings.shadow_nice)
     worker = ChallengerWorker(settings, replica)
     serving_logging(worker.replica_id)
     asyncio.run(worker.run())

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from redis.asyncio.client import Pipeline
@@ -86,6 +87,10 @@ class ChallengerWorker(ModelWorker):
             self.reloader.state = None
         except Exception as exc:  # the registry away: keep what is loaded
             logger.warning("challenger check failed: %s", exc)
+
+    def _subscribe(self, broker: Any, route: Route) -> None:
+        # Larger batches than the champion's: fewer round trips; a shadow answer may wait.
+        self.subscribe_pair(broker, route, partial(self.handle, route=route), max_records=self.settings.shadow_batch)
 
     def build_app(self) -> Any:
         app = super().build_app()

@@ -10,10 +10,10 @@ import pytest
 
 from contracts.messages import ItemError, Quote, ShadowQuotes
 from workers.config import PipelineSettings
-from workers.pipeline.lifecycle import (
+from workers.pipeline.promotion import decide
+from workers.pipeline.realized import (
     Comparison,
     compare,
-    decide,
     independent_dates,
     read_ledger,
     score,
