@@ -67,7 +67,7 @@ def challenger(
     try:
         if clear:
             clear_challenger(settings, broker())
-            out = {"challenger": None}
+            out: dict[str, str | None] = {"challenger": None}
         elif version is None:
             fail(ValueError("give a VERSION, or --clear"))
         else:

@@ -198,7 +198,8 @@ class StreamCollector(Collector):
             if str(record.get("challenger") or "").isdigit():
                 challenger.add_metric([], int(record["challenger"]))
         seen: set[tuple[str, str]] = set()
-        for _, fields in self.redis.xrevrange(keys.MODEL_EVENTS_STREAM, count=RUNS_READ):
+        events: Any = self.redis.xrevrange(keys.MODEL_EVENTS_STREAM, count=RUNS_READ)
+        for _, fields in events:
             try:
                 event = ModelDecision.model_validate_json(fields[keys.PAYLOAD_FIELD.encode()])
             except (ValidationError, KeyError):

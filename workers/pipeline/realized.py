@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from contracts import keys
-from contracts.messages import ShadowQuotes
+from contracts.messages import Quote, ShadowQuotes
 from workers.config import PipelineSettings
 from workers.pipeline.metrics import ape_of_returns, card_bootstrap_improvement
 from workers.pipeline.monitor import latest_forecasts, outcomes
@@ -68,7 +68,7 @@ def shadow_rows(entries: list[tuple[Any, dict[bytes, bytes]]]) -> pd.DataFrame:
         except ValueError:
             continue  # not ours to judge; the stream is written by challenger replicas only
         for result, signal in zip(shadow.results, shadow.signals, strict=False):
-            if getattr(result, "kind", "") != "quote":
+            if not isinstance(result, Quote):
                 continue
             m = result.market_price
             way = {"BUY": 1.0, "SELL": -1.0}.get(signal or "", 0.0)
@@ -161,7 +161,7 @@ def per_date(scored: pd.DataFrame) -> list[dict[str, Any]]:
     ).reset_index()
     table["date"] = table["date"].dt.strftime("%Y-%m-%d")
     return [
-        {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+        {str(k): (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
         for row in table.to_dict("records")
     ]
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -142,7 +142,7 @@ class ChallengerWorker(ModelWorker):
         answers = [state.quote(request.items, self.replica_id) for request in messages]
         # One vectorized signal call for the whole batch (no reasons: nobody reads them here).
         priced = [q for results in answers for q in results if isinstance(q, Quote)]
-        signals = iter(signals_of(priced, self.settings.rule, state.basis, self.settings.trade_fee))
+        signals: Iterator[Any] = iter(signals_of(priced, self.settings.rule, state.basis, self.settings.trade_fee))
         for request, results in zip(messages, answers, strict=True):
             shadow = ShadowQuotes(
                 request_id=request.request_id,
