@@ -61,11 +61,15 @@ def test_every_manifest_matches_the_kubernetes_schemas() -> None:
     errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("ERROR")]
     assert out.returncode == 0 and not errors, out.stdout + out.stderr
     # KEDA's kinds are CRDs (no schema in Kubernetes): check what the scaler needs by hand.
-    scaled = next(d for d in crds if d["kind"] == "ScaledObject")
-    trigger = scaled["spec"]["triggers"][0]
-    assert trigger["type"] == "redis-streams"
-    assert trigger["metadata"]["stream"] == "pokewatch:predict" and trigger["metadata"]["consumerGroup"] == "model"
-    assert trigger["authenticationRef"]["name"] in {d["metadata"]["name"] for d in crds}
+    scaled = {d["metadata"]["name"]: d["spec"] for d in crds if d["kind"] == "ScaledObject"}
+    assert set(scaled) == {"model-worker", "challenger-worker"}
+    for name, group in (("model-worker", "model"), ("challenger-worker", "shadow")):
+        trigger = scaled[name]["triggers"][0]
+        assert trigger["type"] == "redis-streams"
+        assert trigger["metadata"]["stream"] == "pokewatch:predict" and trigger["metadata"]["consumerGroup"] == group
+        assert trigger["authenticationRef"]["name"] in {d["metadata"]["name"] for d in crds}
+    # The challenger runs only while a challenger is set (its group exists only then).
+    assert scaled["challenger-worker"]["minReplicaCount"] == 0
 
 
 def test_kustomizations_reference_files_that_exist() -> None:
