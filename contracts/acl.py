@@ -94,7 +94,7 @@ ROLE_RULES: dict[str, str] = {
             f"~{keys.MODEL_EVENTS_STREAM} ~{keys.PIPELINE_RUNS_STREAM} ~{keys.LIFECYCLE_KEY}",
             f"%R~{keys.SHADOW_STREAM} %R~{keys.REPLICAS_HASH}",
             # The shadow group is created when a challenger is set and destroyed when none is.
-            f"(+xgroup|create +xgroup|destroy ~{keys.PREDICT_STREAM})",
+            f"(+xgroup|create +xgroup|destroy +exists ~{keys.PREDICT_STREAM})",
         ]
     ),
     # The metrics exporter and `pokewatch top`: stream and group figures, heartbeats, run records; read-only.

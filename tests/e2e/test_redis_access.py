@@ -126,6 +126,7 @@ def test_each_role_is_refused_what_it_does_not_need(acl_server) -> None:
     assert challenger.xadd(keys.SHADOW_STREAM, {"payload": "{}"}, maxlen=100, approximate=True)
     assert challenger.hset(keys.REPLICAS_HASH, "c1", "{}") == 1
     assert pipeline.xrange(keys.SHADOW_STREAM) and pipeline.set(keys.LIFECYCLE_KEY, "{}")
+    assert pipeline.exists(keys.PREDICT_STREAM)
     assert pipeline.xgroup_destroy(keys.PREDICT_STREAM, keys.SHADOW_GROUP) == 1  # clearing it does this
 
 

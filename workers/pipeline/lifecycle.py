@@ -82,10 +82,12 @@ def judge(
     newest = pd.to_datetime(latest["date"]).max() if not latest.empty else pd.Timestamp(day)
     since = newest - pd.Timedelta(days=settings.lifecycle_days)
     if record and live and not latest.empty:
-        rows = [version_forecasts(load(settings, v), latest, v, settings) for v in sorted(live, key=int)]
+        rows = [f for v in sorted(live, key=int) if (f := forecasts_of(settings, v, latest)) is not None]
         directory = ledger_dir(settings)
         directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_parquet(pd.concat(rows, ignore_index=True), directory / f"forecasts-{day.isoformat()}.parquet")
+        if rows:
+            path = directory / f"forecasts-{day.isoformat()}.parquet"
+            atomic_write_parquet(pd.concat(rows, ignore_index=True), path)
     if client is not None:
         read_shadow(client, settings)
     horizon = settings.horizon
@@ -171,6 +173,16 @@ def newest_rows(settings: PipelineSettings, source: str, days: int) -> tuple[pd.
         dates = pd.to_datetime(table["date"])
         prices.append(table.loc[dates >= dates.max() - pd.Timedelta(days=days), cols])
     return pd.concat(latest, ignore_index=True), pd.concat(prices, ignore_index=True)
+
+
+def forecasts_of(settings: PipelineSettings, version: str, latest: pd.DataFrame) -> pd.DataFrame | None:
+    """A version's forecasts for the ledger; None if it cannot be loaded (the rule still runs: a
+    champion that does not load is what it rolls back on)."""
+    try:
+        return version_forecasts(load(settings, version), latest, version, settings)
+    except Exception:
+        logger.exception("version %s could not forecast; it has no forecasts for this day", version)
+        return None
 
 
 _MODELS: dict[tuple[str, str], Any] = {}
@@ -266,7 +278,7 @@ def make_challenger(settings: PipelineSettings, client: Any | None, version: str
 def clear_challenger(settings: PipelineSettings, client: Any | None) -> None:
     """No challenger: the alias goes, and the `shadow` group with it, so nothing lags behind."""
     registry.clear_challenger(settings)
-    if client is not None:
+    if client is not None and client.exists(keys.PREDICT_STREAM):
         client.xgroup_destroy(keys.PREDICT_STREAM, keys.SHADOW_GROUP)
 
 

@@ -175,3 +175,33 @@ def test_score_marks_coverage_and_hits_against_the_prices_that_followed() -> Non
     assert out.loc["c1", "inside"] and not out.loc["c2", "inside"]
     assert out.loc["c1", "hit"] == 1.0 and out.loc["c2", "hit"] == 0.0
     assert out.loc["c1", "ape"] == pytest.approx(1 - 1 / 1.03, rel=1e-6)
+
+
+def test_a_champion_counts_as_failing_to_load_only_when_no_live_replica_serves_it(redis_server, tmp_path) -> None:
+    import time
+
+    import redis
+
+    from contracts import keys
+    from contracts.messages import Heartbeat, ModelLoadFailed
+    from workers import model_events
+    from workers.pipeline.lifecycle import load_failure
+
+    r = redis.Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/13")
+    r.flushdb()
+    settings = PipelineSettings(data_dir=tmp_path)
+    assert load_failure(r, settings, "5") is None  # nothing announced
+    failed = ModelLoadFailed(model_name="m", version="5", replica_id="model-1", serving_version="4", error="disk full")
+    model_events.publish_event(r, failed)
+
+    def beat(version: str, seen: float) -> None:
+        hb = Heartbeat(replica_id="model-2", role="model", model_version=version, host="h", pid=1,
+                       started_at=seen, last_seen=seen)  # fmt: skip
+        r.hset(keys.REPLICAS_HASH, "model-2", hb.model_dump_json())
+
+    beat("5", time.time())
+    assert load_failure(r, settings, "5") is None  # one replica failed, another serves it
+    beat("4", time.time())
+    reason = load_failure(r, settings, "5")
+    assert reason is not None and "disk full" in reason and "no replica serves it" in reason
+    assert load_failure(r, settings, "6") is None  # failures of another version do not count
