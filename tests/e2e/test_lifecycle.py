@@ -334,3 +334,48 @@ def look_at_the_model_page(url: str, champion: str, challenger: str, rule: str) 
         browser.save_screenshot(str(ARTIFACTS / "model-lifecycle.png"))
     finally:
         browser.quit()
+
+
+def test_with_auto_promote_off_the_rule_records_its_decision_and_moves_nothing(
+    redis_server, tmp_path: Path, monkeypatch
+) -> None:
+    """POKEWATCH_AUTO_PROMOTE=false: a person decides. The decision and its numbers are recorded
+    (event, MLflow, pokewatch:lifecycle), the aliases stay, and each version's realized scores are
+    a time series on its MLflow run."""
+    from workers import registry
+    from workers.pipeline.lifecycle import judge
+    from workers.pipeline.models import DriftModel, NaiveModel
+
+    data_dir = tmp_path / "data"
+    for name, value in {
+        "POKEWATCH_DATA_DIR": str(data_dir),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{(data_dir / 'mlflow.db').resolve()}",
+        "POKEWATCH_CHALLENGER_DATES": str(NEEDED),
+        "POKEWATCH_AUTO_PROMOTE": "false",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = PipelineSettings()
+    data_dir.mkdir(parents=True)
+    r = redis.Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/11")
+    r.flushdb()
+    on = run_data_steps(settings, 0, tmp_path)
+    champion = register(settings, NaiveModel(), on)["version"]
+    better = register(settings, DriftModel(window=26), on)
+    assert better["challenger"], better
+    decided = [
+        judge(settings, "file", run_data_steps(settings, d, tmp_path) if d else on, r) for d in range(NEEDED + 1)
+    ]
+    last = decided[-1]["decision"]
+    assert last["action"] == "promote" and last["version"] == better["version"] and not last["applied"]
+    assert "a person decides" in last["reason"]
+    assert registry.champion_version(settings) == champion  # nothing moved
+    assert registry.challenger_version(settings) == better["version"]
+    event = json.loads(r.xrevrange(keys.MODEL_EVENTS_STREAM, count=1)[0][1][b"payload"])
+    assert (event["kind"], event["action"], event["applied"]) == ("decision", "promote", False)
+    assert event["numbers"]["dates"] == NEEDED and event["numbers"]["low"] > 0
+    assert json.loads(r.get(keys.LIFECYCLE_KEY))["decision"]["applied"] is False
+    tags = registry.client(settings).get_model_version(settings.model_name, better["version"]).tags
+    assert tags["lifecycle.last_action"] == "promote" and tags["lifecycle.applied"] == "False"
+    run_id = registry.version_ref(settings, better["version"]).run_id
+    history = registry.client(settings).get_metric_history(run_id, "realized.mape")
+    assert len(history) == NEEDED and len({m.step for m in history}) == NEEDED  # one point per run
