@@ -69,7 +69,7 @@ def main() -> None:
 
     from contracts import keys
     from workers import registry
-    from workers.pipeline.lifecycle import make_challenger
+    from workers.pipeline.rollout import make_challenger
 
     with tempfile.TemporaryDirectory(prefix="pokewatch-bench-challenger-") as tmp:
         data_dir = Path(tmp) / "data"

@@ -229,6 +229,7 @@ def pokewatch_ml_pipeline() -> None:
 
         from workers.model_events import publish_version
         from workers.pipeline.lifecycle import judge
+        from workers.pipeline.rollout import watch_rollout
         from workers.pipeline.runs import record, run_record
 
         client = RedisHook(redis_conn_id=REDIS_CONN_ID).get_conn()
@@ -244,7 +245,10 @@ def pokewatch_ml_pipeline() -> None:
         record(client, run_record(run["source"], day, run["steps"], lifecycle))
         if not run["promoted"]:
             raise AirflowSkipException(f"version {run['version']} not promoted: {run['reason']}")
-        return publish_version(settings, client, str(run["version"]))
+        published = publish_version(settings, client, str(run["version"]))
+        if run.get("champion_version"):  # replicas that cannot load it: back to the champion before it
+            published["rollout"] = watch_rollout(settings, client, str(run["version"]), str(run["champion_version"]))
+        return published
 
     parts = plan()
     featured = features.expand(job=validate.expand(job=collect.expand(part=parts)))

@@ -147,6 +147,12 @@ class PipelineSettings(RegistrySettings, SignalSettings):
         default=True, description="the lifecycle rule promotes and rolls back by itself (false: it only records)"
     )
     lifecycle_days: int = Field(default=120, ge=7, description="days of forecasts the lifecycle rule scores")
+    rollout_timeout_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="after publishing a champion, how long to watch the model replicas load it; if they "
+        "announce load failures and none serves it, it is rolled back at once",
+    )
 
     demo_cards: int = Field(default=200, ge=1)
     demo_days: int = Field(default=365, ge=30)

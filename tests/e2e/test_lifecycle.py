@@ -379,3 +379,47 @@ def test_with_auto_promote_off_the_rule_records_its_decision_and_moves_nothing(
     run_id = registry.version_ref(settings, better["version"]).run_id
     history = registry.client(settings).get_metric_history(run_id, "realized.mape")
     assert len(history) == NEEDED and len({m.step for m in history}) == NEEDED  # one point per run
+
+
+def test_a_champion_its_replicas_cannot_load_is_rolled_back_at_once(redis_server, tmp_path: Path, monkeypatch) -> None:
+    """Promoted, the new champion's state is unreadable: every replica keeps serving the old one and
+    announces the failure; the rollout watch moves the champion back before any replica starts on it."""
+    from workers import registry
+    from workers.pipeline.models import DriftModel, NaiveModel
+    from workers.pipeline.promotion import Decision
+    from workers.pipeline.rollout import act
+
+    data_dir = tmp_path / "data"
+    tracking = f"sqlite:///{(data_dir / 'mlflow.db').resolve()}"
+    monkeypatch.setenv("POKEWATCH_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
+    settings = PipelineSettings()
+    data_dir.mkdir(parents=True)
+    on = run_data_steps(settings, 0, tmp_path)
+    champion = register(settings, NaiveModel(), on)["version"]
+    broken = register(settings, DriftModel(window=26), on)["version"]
+    state = registry.priced_dir(settings, registry.version_ref(settings, broken))
+    assert state is not None
+    (state / "meta.json").write_text('{"format": -1}')  # a state no replica can open
+
+    stack = make_stack(redis_server, data_dir, db=8, POKEWATCH_SCAN="false")
+    stack.start(timeout=180)
+    try:
+        r = redis.Redis.from_url(stack.broker_url)
+        act(settings, r, Decision("promote", broken, "test: promoted by hand"), champion)
+        assert registry.champion_version(settings) == champion
+        tags = registry.client(settings).get_model_version(settings.model_name, broken).tags
+        assert tags["lifecycle.rolled_back"] == "True"
+        events = [json.loads(f[b"payload"]) for _, f in r.xrange(keys.MODEL_EVENTS_STREAM)]
+        assert {e["replica_id"] for e in events if e["kind"] == "load_failed"} == {"model-1", "model-2"}
+        (rolled,) = [e for e in events if e["kind"] == "decision"]
+        assert rolled["action"] == "rollback" and rolled["version"] == champion and "failed to load" in rolled["reason"]
+        assert model_versions(stack) == [champion]
+        resp = httpx.post(f"{stack.url}/fair_price", json={"card_id": "lc-01"}, timeout=30)
+        assert resp.status_code == 200 and resp.json()["model_version"] == champion
+        # A replica that starts now finds a champion it can load.
+        stack.spawn_model("model-3")
+        stack.wait_ready(models=3)
+        assert model_versions(stack) == [champion]
+    finally:
+        stack.stop()

@@ -61,7 +61,7 @@ def challenger(
 ) -> None:
     """Make VERSION the challenger: challenger replicas load it and shadow-price every request."""
     from workers import registry
-    from workers.pipeline.lifecycle import clear_challenger, make_challenger
+    from workers.pipeline.rollout import clear_challenger, make_challenger
 
     settings = PipelineSettings()
     try:

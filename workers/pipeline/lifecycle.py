@@ -47,6 +47,7 @@ from workers.pipeline.realized import (
     summary,
     version_forecasts,
 )
+from workers.pipeline.rollout import act
 from workers.pipeline.storage import atomic_write_parquet
 
 logger = logging.getLogger(__name__)
@@ -217,69 +218,6 @@ def load_failure(client: Any, settings: PipelineSettings, champion: str) -> str 
     beats = [Heartbeat.model_validate_json(v) for v in client.hvals(keys.REPLICAS_HASH)]
     serving = [b for b in beats if b.role == "model" and b.model_version == champion and now - b.last_seen < 30]
     return None if serving else f"{len(failures)} load failure(s), no replica serves it; last: {failures[0][:300]}"
-
-
-def act(settings: PipelineSettings, client: Any | None, decision: Decision, champion: str | None) -> None:
-    """Move the aliases as the decision says, tag the versions, announce to the replicas."""
-    version = str(decision.version)
-    stamp = {"lifecycle.reason": decision.reason[:5000], "lifecycle.decided_at": round(time.time(), 3)}
-    if decision.action == "promote":
-        registry.set_champion(settings, version)
-        clear_challenger(settings, client)
-        registry.tag_version(settings, version, {"lifecycle.promoted": True, **stamp})
-        if client is not None:
-            model_events.publish_version(settings, client, version)
-    elif decision.action == "rollback":
-        registry.set_champion(settings, version)
-        if champion:
-            registry.tag_version(settings, champion, {"lifecycle.rolled_back": True, **stamp})
-        if client is not None:
-            model_events.publish_version(settings, client, version, rollback=True)
-    elif decision.action == "retire":
-        clear_challenger(settings, client)
-        registry.tag_version(settings, version, {"lifecycle.retired": True, **stamp})
-    if decision.action in ("promote", "retire"):
-        fill_challenger(settings, client)
-
-
-def fill_challenger(settings: PipelineSettings, client: Any | None) -> str | None:
-    """Make the newest version waiting for the slot the challenger, if the slot is free."""
-    if registry.challenger_version(settings) is not None:
-        return None
-    champion = registry.champion_version(settings)
-    waiting = [
-        str(v.version)
-        for v in registry.versions(settings)
-        if v.tags.get("lifecycle.waiting") == "True" and (champion is None or int(v.version) > int(champion))
-    ]
-    if not waiting:
-        return None
-    return make_challenger(settings, client, waiting[0])
-
-
-def make_challenger(settings: PipelineSettings, client: Any | None, version: str) -> str:
-    """Point the `challenger` alias at `version` and tell the challenger replicas to load it.
-
-    The `shadow` group is created at the request stream's end: its lag is what a
-    challenger Deployment scales on, and old requests were answered already."""
-    registry.set_challenger(settings, version)
-    if client is not None:
-        try:
-            client.xgroup_create(keys.PREDICT_STREAM, keys.SHADOW_GROUP, id="$", mkstream=True)
-        except Exception as exc:  # BUSYGROUP: it exists
-            if "BUSYGROUP" not in str(exc):
-                raise
-    registry.tag_version(settings, version, {"lifecycle.waiting": False, "lifecycle.challenger_since": time.time()})
-    if client is not None:
-        model_events.publish_version(settings, client, version, alias="challenger")
-    return version
-
-
-def clear_challenger(settings: PipelineSettings, client: Any | None) -> None:
-    """No challenger: the alias goes, and the `shadow` group with it, so nothing lags behind."""
-    registry.clear_challenger(settings)
-    if client is not None and client.exists(keys.PREDICT_STREAM):
-        client.xgroup_destroy(keys.PREDICT_STREAM, keys.SHADOW_GROUP)
 
 
 def log_mlflow(
