@@ -131,13 +131,22 @@ def test_prometheus_scrapes_counts_latency_lag_and_versions(redis_server, tmp_pa
         # The invalid entry: dead-lettered by a model replica, counted by kind of reason.
         dead = f'pokewatch_worker_dead_letters_total{{stream="{keys.PREDICT_STREAM}",reason="invalid"}}'
         prometheus.wait(f"sum({dead})", lambda res: res and float(res[0]["value"][1]) == 1)
+        v2, _ = register_rule_model(settings, DAY2, day2)
+        # A challenger judged once: the lifecycle panels have their series (each version's scores,
+        # the rule's dates, a decision, the shadow group's lag).
+        from workers.pipeline.lifecycle import judge
+        from workers.pipeline.rollout import make_challenger
+
+        make_challenger(settings, r, v2)
+        judge(settings, "file", DAY2, r)
+        prometheus.wait('pokewatch_lifecycle_decision_timestamp_seconds{action="hold"}', lambda res: len(res) == 1)
+        prometheus.wait('pokewatch_stream_group_lag_entries{group="shadow"}', lambda res: len(res) == 1)
         missing = []
         for promql in dashboard_queries():
             if not prometheus.query(promql):
                 missing.append(promql)
         assert missing == [], f"dashboard queries without data: {missing}"
 
-        v2, _ = register_rule_model(settings, DAY2, day2)
         from workers.model_events import publish_version
 
         publish_version(PipelineSettings(data_dir=data_dir), r, v2, make_champion=True)
