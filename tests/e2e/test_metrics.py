@@ -88,6 +88,9 @@ def test_prometheus_scrapes_counts_latency_lag_and_versions(redis_server, tmp_pa
     settings = PipelineSettings(data_dir=data_dir, max_train_rows=100_000)
     day1, day2 = two_days_of_prices(tmp_path, CARDS, DAY1)
     v1, run = register_rule_model(settings, DAY1, day1)
+    from workers.pipeline.lifecycle import judge
+
+    judge(settings, "file", DAY1, None)  # the champion's first forecasts: scored once day 2's prices arrive
 
     stack = make_stack(redis_server, data_dir, db=13)
     stack.metrics = True
@@ -134,13 +137,13 @@ def test_prometheus_scrapes_counts_latency_lag_and_versions(redis_server, tmp_pa
         v2, _ = register_rule_model(settings, DAY2, day2)
         # A challenger judged once: the lifecycle panels have their series (each version's scores,
         # the rule's dates, a decision, the shadow group's lag).
-        from workers.pipeline.lifecycle import judge
         from workers.pipeline.rollout import make_challenger
 
         make_challenger(settings, r, v2)
         judge(settings, "file", DAY2, r)
         prometheus.wait('pokewatch_lifecycle_decision_timestamp_seconds{action="hold"}', lambda res: len(res) == 1)
         prometheus.wait('pokewatch_stream_group_lag_entries{group="shadow"}', lambda res: len(res) == 1)
+        prometheus.wait(f'pokewatch_realized_metric{{metric="mape",version="{v1}"}}', lambda res: len(res) == 1)
         missing = []
         for promql in dashboard_queries():
             if not prometheus.query(promql):
