@@ -137,6 +137,17 @@ def _record_newest_run(stack: Any, settings: PipelineSettings) -> None:
     summary = newest_summary(settings.data_dir)
     with redis.Redis.from_url(stack.broker_url) as client:
         recorded = client.xlen(keys.PIPELINE_RUNS_STREAM)
+        judged = client.exists(keys.LIFECYCLE_KEY)
+        if summary is not None and not judged:
+            # The first run's rule ran before the broker was up: the model page and metrics get its record now.
+            from datetime import date
+
+            from workers.pipeline.lifecycle import judge
+
+            try:
+                judge(settings, summary["source"], date.fromisoformat(summary["collection_date"]), client)
+            except Exception as exc:  # the stack serves without it
+                console.print(f"[yellow]the lifecycle rule could not run: {exc}[/yellow]")
     if summary is not None and not recorded:
         record_summary(summary, stack.broker_url)
 
