@@ -62,7 +62,10 @@ def check_webhook_url(url: str, allow: str | Iterable[str] | None = None, resolv
         allow: the allow-list (see the module docstring).
         resolver: host, port -> addresses (the system resolver by default).
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 host
+        raise UnsafeWebhook(f"webhook URL cannot be parsed: {exc}") from exc
     if parts.scheme not in ("https", "http"):
         raise UnsafeWebhook(f"webhook URL must be http(s), got {parts.scheme or 'no'} scheme")
     if parts.username or parts.password:
