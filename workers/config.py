@@ -85,9 +85,9 @@ class WorkerSettings(BrokerSettings, RegistrySettings, SignalSettings):
         default=256, ge=1, le=1000, description="requests a challenger replica reads per XREADGROUP (fewer round trips)"
     )
     shadow_idle: bool = Field(
-        default=True,
-        description="challenger replicas run at idle CPU priority (Linux SCHED_IDLE): on a shared machine "
-        "they use only CPU the champion's path leaves idle, and the shadow group lags instead",
+        default=False,
+        description="challenger replicas run at idle CPU priority (Linux SCHED_IDLE): only CPU the champion's "
+        "path leaves idle; on a saturated machine they starve (heartbeats included), so off by default",
     )
     shadow_nice: int = Field(
         default=10, ge=0, le=19, description="without idle priority, lower the challenger's CPU priority this much"

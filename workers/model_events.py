@@ -9,7 +9,7 @@ with `publish_event` too.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
@@ -20,6 +20,7 @@ from workers.config import RegistrySettings
 
 EVENTS: TypeAdapter[ModelPublished | ModelLoadFailed | ModelDecision] = TypeAdapter(ModelEvent)
 EVENTS_MAXLEN = 10_000
+Event = TypeVar("Event", ModelPublished, ModelLoadFailed, ModelDecision)
 # The run metrics an event carries: the headline figures of the evaluation.
 EVENT_METRICS = ("model.", "naive.", "model_vs")
 
@@ -34,6 +35,19 @@ def publish_event(client: Any, event: ModelPublished | ModelLoadFailed | ModelDe
 def parse(raw: bytes | str) -> ModelPublished | ModelLoadFailed | ModelDecision:
     """One event from an entry's payload; pydantic's ValidationError if it is not one."""
     return EVENTS.validate_json(raw)
+
+
+def recent(client: Any, kind: type[Event], count: int = 1000) -> list[Event]:
+    """The newest `count` events on the stream that are of `kind`, newest first (sync client)."""
+    out = []
+    for _, fields in client.xrevrange(keys.MODEL_EVENTS_STREAM, count=count):
+        try:
+            event = parse(fields.get(keys.PAYLOAD_FIELD.encode(), b""))
+        except ValueError:
+            continue  # not an event of this schema
+        if isinstance(event, kind):
+            out.append(event)
+    return out
 
 
 def is_newer(version: str, current: str | None) -> bool:

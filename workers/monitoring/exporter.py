@@ -49,6 +49,7 @@ from pydantic import ValidationError
 
 from contracts import keys
 from contracts.messages import Heartbeat, ModelDecision, PipelineRun
+from workers import model_events
 
 logger = logging.getLogger(__name__)
 
@@ -198,12 +199,7 @@ class StreamCollector(Collector):
             if str(record.get("challenger") or "").isdigit():
                 challenger.add_metric([], int(record["challenger"]))
         seen: set[tuple[str, str]] = set()
-        events: Any = self.redis.xrevrange(keys.MODEL_EVENTS_STREAM, count=RUNS_READ)
-        for _, fields in events:
-            try:
-                event = ModelDecision.model_validate_json(fields[keys.PAYLOAD_FIELD.encode()])
-            except (ValidationError, KeyError):
-                continue
+        for event in model_events.recent(self.redis, ModelDecision, RUNS_READ):
             labels = (event.action, str(event.applied).lower())
             if labels not in seen:
                 seen.add(labels)

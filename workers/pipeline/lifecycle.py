@@ -33,7 +33,7 @@ import pandas as pd
 
 from contracts import keys
 from contracts.history import day_number
-from contracts.messages import ModelDecision, ModelLoadFailed
+from contracts.messages import ModelDecision
 from workers import model_events, registry
 from workers.config import PipelineSettings
 from workers.pipeline.promotion import Decision, decide
@@ -47,7 +47,7 @@ from workers.pipeline.realized import (
     summary,
     version_forecasts,
 )
-from workers.pipeline.rollout import act
+from workers.pipeline.rollout import act, live_models, load_failures
 from workers.pipeline.storage import atomic_write_parquet
 
 logger = logging.getLogger(__name__)
@@ -198,26 +198,12 @@ def load(settings: PipelineSettings, version: str) -> Any:
 
 
 def load_failure(client: Any, settings: PipelineSettings, champion: str) -> str | None:
-    """Why the champion's replicas could not load it, if every replica that tried failed.
-
-    A replica that failed may have been unlucky (a full disk); the champion is
-    failing only when failures were announced for it and no live model replica serves it."""
-    from contracts.messages import Heartbeat
-
-    failures = []
-    for _, fields in client.xrevrange(keys.MODEL_EVENTS_STREAM, count=1000):
-        try:
-            event = model_events.parse(fields.get(keys.PAYLOAD_FIELD.encode(), b""))
-        except ValueError:
-            continue
-        if isinstance(event, ModelLoadFailed) and event.version == champion:
-            failures.append(event.error)
-    if not failures:
+    """Why the champion's replicas could not load it, if failures were announced for it and no live
+    model replica serves it (one unlucky replica, e.g. a full disk, is not a failing champion)."""
+    failures = load_failures(client, champion)
+    if not failures or any(b.model_version == champion for b in live_models(client).values()):
         return None
-    now = time.time()
-    beats = [Heartbeat.model_validate_json(v) for v in client.hvals(keys.REPLICAS_HASH)]
-    serving = [b for b in beats if b.role == "model" and b.model_version == champion and now - b.last_seen < 30]
-    return None if serving else f"{len(failures)} load failure(s), no replica serves it; last: {failures[0][:300]}"
+    return f"{len(failures)} load failure(s), no replica serves it; last: {next(iter(failures.values()))[:300]}"
 
 
 def log_mlflow(

@@ -61,18 +61,9 @@ def watch_rollout(settings: PipelineSettings, client: Any, version: str, previou
     started = time.time()
     deadline = time.monotonic() + settings.rollout_timeout_s
     while True:
-        now = time.time()
-        beats = [Heartbeat.model_validate_json(v) for v in client.hvals(keys.REPLICAS_HASH)]
-        live = {b.replica_id: b for b in beats if b.role == "model" and now - b.last_seen < LIVE_S}
+        live = live_models(client)
         serving = [b for b in live.values() if b.model_version == version]
-        failed: dict[str, str] = {}
-        for _, fields in client.xrevrange(keys.MODEL_EVENTS_STREAM, count=1000):
-            try:
-                event = model_events.parse(fields.get(keys.PAYLOAD_FIELD.encode(), b""))
-            except ValueError:
-                continue
-            if isinstance(event, ModelLoadFailed) and event.version == version and event.failed_at >= started - 1:
-                failed.setdefault(event.replica_id, event.error)
+        failed = load_failures(client, version, since=started - 1)
         out = {"version": version, "replicas": len(live), "serving": len(serving), "failed": len(failed)}
         if not live or len(serving) == len(live):
             return {**out, "rollout": "complete" if live else "no live model replica"}
@@ -99,6 +90,22 @@ def watch_rollout(settings: PipelineSettings, client: Any, version: str, previou
         if timed_out:
             return {**out, "rollout": "timed out"}
         time.sleep(1)
+
+
+def live_models(client: Any) -> dict[str, Heartbeat]:
+    """The model replicas whose heartbeat is fresh, by replica id."""
+    now = time.time()
+    beats = (Heartbeat.model_validate_json(v) for v in client.hvals(keys.REPLICAS_HASH))
+    return {b.replica_id: b for b in beats if b.role == "model" and now - b.last_seen < LIVE_S}
+
+
+def load_failures(client: Any, version: str, since: float = 0.0) -> dict[str, str]:
+    """The replicas that announced a failed load of `version` (at `since` or later), with the newest error."""
+    failed: dict[str, str] = {}
+    for event in model_events.recent(client, ModelLoadFailed):
+        if event.version == version and event.failed_at >= since:
+            failed.setdefault(event.replica_id, event.error)
+    return failed
 
 
 def fill_challenger(settings: PipelineSettings, client: Any | None) -> str | None:

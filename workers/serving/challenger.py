@@ -39,7 +39,6 @@ from contracts.messages import ModelDecision, PredictRequest, Quote, ShadowQuote
 from workers import registry
 from workers.config import WorkerSettings
 from workers.serving.decision_worker import signals_of
-from workers.serving.entries import Entry
 from workers.serving.model_worker import ModelWorker
 from workers.serving.reload import HotReloader
 from workers.serving.runtime import Route
@@ -122,18 +121,10 @@ class ChallengerWorker(ModelWorker):
     async def publish_catalog(self, state: ServingState) -> None:
         """The catalog users browse is the champion's."""
 
-    async def on_model_events(self, entries: list[Entry]) -> None:
-        await super().on_model_events(entries)
+    def on_decision(self, decision: ModelDecision) -> None:
         # A decision may have moved the alias (promoted, retired): look now rather than at the next poll.
-        for _, fields in entries:
-            raw = fields.get(keys.PAYLOAD_FIELD.encode()) or b""
-            if b'"decision"' in raw:
-                try:
-                    decision = ModelDecision.model_validate_json(raw)
-                except ValueError:
-                    continue
-                if decision.applied and decision.action in ("promote", "retire"):
-                    self.reloader.recheck()
+        if decision.applied and decision.action in ("promote", "retire"):
+            self.reloader.recheck()
 
     def process(self, messages: Sequence[PredictRequest], pipe: Pipeline) -> None:
         state = self.reloader.state

@@ -22,7 +22,7 @@ from redis.asyncio.client import Pipeline
 
 from contracts import keys
 from contracts.logs import request_context
-from contracts.messages import ModelPublished, PredictRequest, PriceQuotes
+from contracts.messages import ModelDecision, ModelPublished, PredictRequest, PriceQuotes
 from workers import model_events
 from workers.config import WorkerSettings
 from workers.serving.catalog import publish_catalog
@@ -119,6 +119,11 @@ class ModelWorker(StreamWorker[PredictRequest]):
                 continue
             if isinstance(event, ModelPublished):
                 self.reloader.on_published(event)
+            elif isinstance(event, ModelDecision):
+                self.on_decision(event)
+
+    def on_decision(self, decision: ModelDecision) -> None:
+        """A lifecycle decision: model replicas follow the champion through its ModelPublished event."""
 
     async def _shutdown(self) -> None:
         self.reloader.cancel()
