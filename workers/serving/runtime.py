@@ -260,7 +260,10 @@ class StreamWorker(ABC, Generic[M]):
 
     async def _cleanup(self) -> None:
         try:
-            await self.redis.hdel(keys.REPLICAS_HASH, self.replica_id)
+            if self.restart_reason is None:
+                # Leaving: the heartbeat goes. A rebuild on purpose keeps it, so the replica never
+                # vanishes from /health while its app starts again (a kill then reads as "down").
+                await self.redis.hdel(keys.REPLICAS_HASH, self.replica_id)
             for route in self.routes():
                 await release_consumers(
                     self.redis,

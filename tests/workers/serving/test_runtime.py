@@ -193,3 +193,13 @@ async def test_the_metrics_count_batches_outcomes_and_dead_letters_by_kind(worke
     assert got[("pokewatch_worker_batch_messages_count", (("stream", stream),))] == 1
     assert got[("pokewatch_worker_batch_messages_sum", (("stream", stream),))] == 3
     assert got[("pokewatch_worker_info", (("replica", CONSUMER), ("role", "decision"), ("version", "")))] == 1
+
+
+async def test_a_rebuild_on_purpose_keeps_the_heartbeat_and_leaving_removes_it(worker: DecisionWorker) -> None:
+    await worker.beat()
+    worker.restart_reason = "challenger loaded"
+    await worker._cleanup()
+    assert await worker.redis.hget(keys.REPLICAS_HASH, CONSUMER) is not None, "still listed while it rebuilds"
+    worker.restart_reason = None
+    await worker._cleanup()
+    assert await worker.redis.hget(keys.REPLICAS_HASH, CONSUMER) is None
