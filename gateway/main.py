@@ -73,6 +73,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         ),
         default_response_class=ORJSONResponse,
         lifespan=lifespan,
+        # Operation ids are the routes' names (get_fair_price, list_cards, create_watchlist, ...), so
+        # a client generated from /openapi.json reads well; FastAPI's default appends path and method.
+        generate_unique_id_function=lambda route: route.name,
     )
 
     # Starlette runs the last added outermost: metrics, CORS, the edge guard, then the fast path.

@@ -16,7 +16,7 @@ from gateway.schemas import CardHistory, CardsPage, ErrorBody, IsoDate, PricePoi
 router = APIRouter(tags=["cards"])
 
 
-@router.get("/cards", response_model=CardsPage, responses={**EDGE_ERRORS, 503: {"model": ErrorBody}})
+@router.get("/cards", name="list_cards", response_model=CardsPage, responses={**EDGE_ERRORS, 503: {"model": ErrorBody}})
 async def cards(
     request: Request,
     q: Annotated[str | None, Query(max_length=100, description="substring of the card name or id")] = None,
@@ -41,6 +41,7 @@ async def cards(
 
 @router.get(
     "/cards/{card_id}/history",
+    name="get_card_history",
     response_model=CardHistory,
     responses={**EDGE_ERRORS, 404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
 )

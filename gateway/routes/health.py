@@ -15,7 +15,7 @@ from gateway.schemas import ChallengerHealth, Health, ReplicaStatus
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/health", response_model=Health, responses={503: {"model": Health}})
+@router.get("/health", name="get_health", response_model=Health, responses={503: {"model": Health}})
 async def health(request: Request) -> Any:
     """Broker reachability and every worker replica with the model version it serves."""
     broker = broker_of(request)

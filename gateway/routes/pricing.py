@@ -22,13 +22,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/fair_price", response_model=FairPriceResponse, responses=ERRORS)
+@router.post("/fair_price", name="get_fair_price", response_model=FairPriceResponse, responses=ERRORS)
 async def fair_price(body: FairPriceRequest, request: Request) -> Any:
     """Market price, fair price with its 80% interval, deviation and signal for one card."""
     return ORJSONResponse(await price_one(broker_of(request), body))
 
 
-@router.post("/fair_price/batch", response_model=BatchResponse, responses=ERRORS)
+@router.post("/fair_price/batch", name="get_fair_prices", response_model=BatchResponse, responses=ERRORS)
 async def fair_price_batch(body: BatchRequest, request: Request) -> Any:
     """Up to 500 cards in one round trip; per-card errors come back inline with their status."""
     return ORJSONResponse(await price_batch(broker_of(request), body))

@@ -65,7 +65,7 @@ def _public(stored: StoredWatchlist) -> Watchlist:
     return Watchlist.model_validate(stored.model_dump(exclude={"owner", "webhook_secret"}))
 
 
-@router.post("/watchlists", status_code=201, response_model=WatchlistCreated, responses=ERRORS)
+@router.post("/watchlists", name="create_watchlist", status_code=201, response_model=WatchlistCreated, responses=ERRORS)
 async def create(body: WatchlistIn, request: Request) -> WatchlistCreated:
     """Create a watchlist for the calling key; the webhook secret is in this answer only."""
     if body.webhook_url is not None:

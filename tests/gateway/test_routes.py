@@ -101,6 +101,27 @@ def test_the_openapi_schema_documents_the_rule_and_reason_of_each_signal() -> No
     assert "expected move" in response["properties"]["reason"]["description"]
 
 
+def test_operation_ids_read_as_what_a_generated_client_calls() -> None:
+    from gateway.main import create_app
+
+    ids = {
+        (method.upper(), path): op["operationId"]
+        for path, ops in create_app().openapi()["paths"].items()
+        for method, op in ops.items()
+    }
+    assert ids == {
+        ("GET", "/health"): "get_health",
+        ("POST", "/fair_price"): "get_fair_price",
+        ("POST", "/fair_price/batch"): "get_fair_prices",
+        ("GET", "/cards"): "list_cards",
+        ("GET", "/cards/{card_id}/history"): "get_card_history",
+        ("GET", "/watchlists"): "list_watchlists",
+        ("POST", "/watchlists"): "create_watchlist",
+        ("GET", "/watchlists/{watchlist_id}"): "get_watchlist",
+        ("DELETE", "/watchlists/{watchlist_id}"): "delete_watchlist",
+    }
+
+
 def test_the_signal_stream_refuses_a_bad_resume_id_and_needs_a_key_when_auth_is_on(gateway) -> None:
     client = gateway()
     bad = client.get("/signals/stream", headers={"last-event-id": "0-0\nevent: forged"})
