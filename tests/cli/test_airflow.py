@@ -1,4 +1,4 @@
-"""The README's "Running the DAG in a local Airflow" block, run as written (with this test's broker and ports)."""
+"""The docs' "Running the DAG in a local Airflow" block (docs/operators/dag.md), run as written."""
 
 from __future__ import annotations
 
@@ -18,16 +18,16 @@ import pytest
 import redis
 
 from contracts import keys
+from tests.cli.documented import ROOT, one_block
 from workers.local.embedded import free_port
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
+DAG_PAGE = ROOT / "docs" / "operators" / "dag.md"
 
 
 def _readme_block() -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("### Running the DAG in a local Airflow") :]
-    block = section[section.index("```bash") + len("```bash") : section.index("```", section.index("```bash") + 7)]
+    """The docs' block that runs the DAG in a local Airflow (docs/operators/dag.md), line by line."""
+    block = one_block("bash", "airflow dags test")
     return [line.split("  #")[0].rstrip() for line in block.strip().splitlines()]
 
 
@@ -67,7 +67,7 @@ def test_the_readme_airflow_block_runs_the_dag_and_standalone_serves(tmp_path: P
         "airflow dags test pokewatch_ml_pipeline 2026-01-02",
         "airflow standalone",
     ]
-    # A working directory laid out like the checkout: the README's $PWD paths resolve into it.
+    # A working directory laid out like the checkout: the documented $PWD paths resolve into it.
     (tmp_path / ".venv").symlink_to(Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")))
     (tmp_path / "dags").symlink_to(ROOT / "dags")
     host_port = redis_server.url.rsplit("/", 1)[0].removeprefix("redis://")
@@ -105,7 +105,7 @@ def test_the_readme_airflow_block_runs_the_dag_and_standalone_serves(tmp_path: P
             time.sleep(2)
         assert health.get("metadatabase", {}).get("status") == "healthy", health
         assert health.get("scheduler", {}).get("status") == "healthy", health
-        # The README's `airflow dags test` created the DAG paused: unpause it, and the scheduler
+        # The documented `airflow dags test` created the DAG paused: unpause it, and the scheduler
         # runs its latest interval at once.
         unpause = subprocess.run(
             ["bash", "-c", "\n".join([*exports, "airflow dags unpause pokewatch_ml_pipeline"])],
@@ -113,8 +113,8 @@ def test_the_readme_airflow_block_runs_the_dag_and_standalone_serves(tmp_path: P
         )  # fmt: skip
         assert unpause.returncode == 0, unpause.stdout + unpause.stderr
         _the_scheduled_run_maps_partitions_in_parallel(tmp_path / ".pokewatch" / "airflow" / "airflow.db")
-        # The README's trigger line, against the standalone Airflow's database.
-        trigger_line = re.search(r"`(airflow dags trigger [^`]+)`", (ROOT / "README.md").read_text()).group(1)  # type: ignore[union-attr]
+        # The documented trigger line, against the standalone Airflow's database.
+        trigger_line = re.search(r"`(airflow dags trigger [^`]+)`", DAG_PAGE.read_text()).group(1)  # type: ignore[union-attr]
         trigger = subprocess.run(
             ["bash", "-c", "\n".join([*exports, trigger_line])],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,

@@ -1,4 +1,4 @@
-"""`pokewatch keys create|list|revoke` and `pokewatch redis-acl`, as the README shows them."""
+"""`pokewatch keys create|list|revoke` and `pokewatch redis-acl`, as the docs show them."""
 
 from __future__ import annotations
 

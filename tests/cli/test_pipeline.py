@@ -1,4 +1,4 @@
-"""The README's pipeline, evaluation and model-version commands, run as a user runs them."""
+"""The documented pipeline, evaluation and model-version commands, run as a user runs them."""
 
 from __future__ import annotations
 

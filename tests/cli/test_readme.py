@@ -1,15 +1,11 @@
-"""Every command in the README's shell blocks is run by a test: a new command without one fails here."""
+"""Every command in the shell blocks of the README and of docs/ is run by a test: one without a test fails here."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
+from tests.cli.documented import ROOT, one_block, shell_commands
 from tests.cli.test_stack_commands import REDIS_CLI
 
-ROOT = Path(__file__).resolve().parents[2]
-
-# Command prefix -> the test file that runs it as the README shows it.
+# Command prefix -> the test file that runs it as the docs show it.
 COVERED = {
     "make up": "tests/e2e/test_up.py",  # `make up` is setup + `pokewatch up`, which that test runs
     "make test": ".ci/run",  # CI's own command
@@ -36,31 +32,29 @@ COVERED = {
 
 
 def _commands() -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
-    return [line.split("  #")[0].strip() for block in blocks for line in block.splitlines() if line.strip()]
+    return [command for _, command in shell_commands()]
 
 
-def test_every_readme_command_has_a_test_that_runs_it() -> None:
-    commands = _commands()
-    assert len(commands) >= 25
-    for command in commands:
+def test_every_documented_command_has_a_test_that_runs_it() -> None:
+    commands = shell_commands()
+    assert len(commands) >= 25 and any(page.startswith("docs/") for page, _ in commands)
+    for page, command in commands:
         owners = [test for prefix, test in COVERED.items() if command.startswith(prefix)]
-        assert owners, f"no test runs the README command {command!r}: add one and list it here"
+        assert owners, f"no test runs the command {command!r} of {page}: add one and list it here"
         assert (ROOT / owners[0]).exists(), owners
         if command.startswith(".venv/bin/pytest "):
             for path in command.split()[1:]:
                 assert path.startswith("-") or (ROOT / path).exists(), command
 
 
-def test_the_redis_cli_lines_tested_are_the_readme_lines() -> None:
+def test_the_redis_cli_lines_tested_are_the_documented_lines() -> None:
     readme = {c.removeprefix("redis-cli ") for c in _commands() if c.startswith("redis-cli ")}
     follow = "XREAD BLOCK 0 STREAMS pokewatch:signals '$'"
     assert readme == {*REDIS_CLI, follow}
 
 
 def test_the_subscriber_example_prints_each_change_once(redis_server) -> None:
-    """The README's Python subscriber, run as written against a real server."""
+    """The documented Python subscriber, run as written against a real server."""
     import os
     import subprocess
     import sys
@@ -74,8 +68,7 @@ def test_the_subscriber_example_prints_each_change_once(redis_server) -> None:
     from workers.serving.decision_worker import decide_quotes
     from workers.signals import DEFAULT_RULE
 
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    (example,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if keys.SIGNAL_CHANGES_STREAM in b]
+    example = one_block("python", "xreadgroup")
     url = redis_server.url.rsplit("/", 1)[0] + "/15"
     r = redis.Redis.from_url(url)
     r.flushdb()
@@ -101,14 +94,13 @@ def test_the_subscriber_example_prints_each_change_once(redis_server) -> None:
 
 
 def test_the_signature_check_is_five_lines_and_tells_a_forgery() -> None:
-    """The README's receiver-side check, run as written, on headers the notifier makes."""
+    """The documented receiver-side check, run as written, on headers the notifier makes."""
     import base64
     import secrets
 
     from workers.notify.webhooks import signed_headers
 
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    (example,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "webhook-signature" in b]
+    example = one_block("python", "webhook-signature")
     body_lines = [line for line in example.split("def verify", 1)[1].splitlines()[1:] if line.strip()]
     assert len(body_lines) <= 5, body_lines
     scope: dict = {}

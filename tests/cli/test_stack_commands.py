@@ -1,4 +1,4 @@
-"""The README's curl and redis-cli lines, against a running stack."""
+"""The documented curl, redis-cli, watch and client-generation commands, against a running stack."""
 
 from __future__ import annotations
 

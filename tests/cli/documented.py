@@ -1,0 +1,37 @@
+"""The documentation as tests read it: README.md and every page under docs/, their shell commands and code blocks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pages() -> dict[str, str]:
+    """README.md and docs/**/*.md, by path relative to the checkout."""
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    return {str(p.relative_to(ROOT)): p.read_text(encoding="utf-8") for p in files}
+
+
+def blocks(lang: str) -> list[tuple[str, str]]:
+    """Every fenced block of `lang`, with the page it is on."""
+    pattern = re.compile(rf"^```{re.escape(lang)}\n(.*?)^```", re.DOTALL | re.MULTILINE)
+    return [(page, b) for page, text in pages().items() for b in pattern.findall(text)]
+
+
+def shell_commands() -> list[tuple[str, str]]:
+    """Every line of every bash block (its trailing `  # comment` cut), with the page it is on."""
+    return [
+        (page, line.split("  #")[0].strip())
+        for page, block in blocks("bash")
+        for line in block.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def one_block(lang: str, marker: str) -> str:
+    """The one `lang` block of the docs that contains `marker` (fails if none or several)."""
+    found = [b for _, b in blocks(lang) if marker in b]
+    assert len(found) == 1, f"{len(found)} {lang} blocks in the docs contain {marker!r}"
+    return found[0]
