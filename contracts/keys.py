@@ -4,32 +4,8 @@ Wire format: every stream entry has a single field `payload` holding one JSON
 document (a model from `contracts.messages`, with its `schema_version`), so an
 operator can read any stream with `redis-cli XRANGE <stream> - + COUNT 5`.
 
-| key                                 | type    | written by            | read by                         |
-|-------------------------------------|---------|-----------------------|---------------------------------|
-| `pokewatch:predict`                 | stream  | gateway               | model workers (group `model`)   |
-| `pokewatch:predict`                 | stream  | gateway               | challenger replicas (group `shadow`) |
-| `pokewatch:quotes`                  | stream  | model workers         | decision workers (group `decision`) |
-| `pokewatch:shadow-quotes`           | stream  | challenger replicas   | the pipeline's judge step, operators |
-| `pokewatch:lifecycle`               | string  | the judge step        | model page, the stream exporter |
-| `pokewatch:signals`                 | stream  | decision workers      | anyone (XREAD; notifiers)       |
-| `pokewatch:signal-changes`          | stream  | decision workers      | subscribers, notifier, gateway SSE |
-| `pokewatch:price-updates`           | stream  | decision workers      | notifier (group `notifier`), subscribers |
-| `pokewatch:last-signal`             | hash    | decision workers      | decision workers (card -> last decision) |
-| `pokewatch:alerts`                  | stream  | notifier (matching)   | notifier (webhook delivery), subscribers |
-| `pokewatch:scan:<from>-><to>`       | string  | the model replica that claims a scan | model replicas  |
-| `pokewatch:watchlists:<owner>`      | hash    | gateway (per API key id, or `local`) | gateway, notifier |
-| `pokewatch:watchlist-owners`        | set     | gateway               | notifier (whose hashes to read) |
-| `pokewatch:watchlist-version`       | string  | gateway (INCR on every change) | notifier (reload when it moves) |
-| `pokewatch:dead-letter`             | stream  | every worker          | operators                       |
-| `pokewatch:model-events`            | stream  | pipeline, CLI         | every model replica (broadcast) |
-| `pokewatch:pipeline-runs`           | stream  | pipeline (last task)  | the stream exporter (metrics)   |
-| `pokewatch:reply:<gateway id>`      | pub/sub | decision workers      | the gateway process that asked  |
-| `pokewatch:replicas`                | hash    | every worker (heartbeat) | gateway `/health`, operators |
-| `pokewatch:catalog`                 | hash    | model worker on load  | gateway `/cards`                |
-| `pokewatch:catalog:version`         | string  | model worker on load  | model workers                   |
-| `pokewatch:history`                 | hash    | model worker on load  | gateway `/cards/{id}/history`   |
-| `pokewatch:api-keys`                | hash    | `pokewatch keys`      | gateway (key id -> hashed key)  |
-| `pokewatch:ratelimit:<who>`         | string  | gateway (GCRA Lua)    | gateway                         |
+`DOCUMENTED` below says, for each key, its type, who writes it and who reads
+it; docs/reference/redis-keys.md is generated from it.
 
 The catalog and history hashes are rebuilt under temporary names and swapped
 in with RENAME, so readers never see half a catalog.
@@ -40,7 +16,7 @@ Streams are capped by their publishers with an approximate MAXLEN
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 PREFIX = "pokewatch"
 
@@ -106,6 +82,77 @@ LIFECYCLE_KEY = f"{PREFIX}:lifecycle"
 SCAN_REPLY_TO = f"{PREFIX}:reply:scan"
 
 PAYLOAD_FIELD = "payload"
+
+
+class KeyDoc(NamedTuple):
+    """One key (or family of keys: `<...>` is a placeholder) as the reference documents it."""
+
+    key: str
+    kind: str
+    written_by: str
+    read_by: str
+
+
+# Every key above, documented; tests/contracts/test_messages.py fails on a key constant missing here.
+DOCUMENTED: tuple[KeyDoc, ...] = (
+    KeyDoc(PREDICT_STREAM, "stream", "gateway", "model replicas (group `model`); challenger replicas (group `shadow`)"),
+    KeyDoc(QUOTES_STREAM, "stream", "model replicas", "decision workers (group `decision`)"),
+    KeyDoc(SIGNALS_STREAM, "stream", "decision workers", "anyone: notifiers, dashboards, `redis-cli`"),
+    KeyDoc(
+        SIGNAL_CHANGES_STREAM,
+        "stream",
+        "decision workers (only where a card's signal changed)",
+        "subscribers, each in its own consumer group; the notifier (group `notifier`); `GET /signals/stream`",
+    ),
+    KeyDoc(
+        PRICE_UPDATES_STREAM,
+        "stream",
+        "decision workers (a card's latest date, price or version changed)",
+        "the notifier (group `notifier`), subscribers",
+    ),
+    KeyDoc(
+        ALERTS_STREAM,
+        "stream",
+        "the notifier (matching)",
+        "the notifier (group `notifier`: webhook delivery), subscribers",
+    ),
+    KeyDoc(DEAD_LETTER_STREAM, "stream", "every worker", "operators"),
+    KeyDoc(
+        MODEL_EVENTS_STREAM,
+        "stream",
+        "pipeline, CLI, model replicas (load failures)",
+        "every model and challenger replica (broadcast, XREAD)",
+    ),
+    KeyDoc(
+        PIPELINE_RUNS_STREAM, "stream", "the pipeline's last task, `pokewatch pipeline run`", "the metrics exporter"
+    ),
+    KeyDoc(
+        SHADOW_STREAM,
+        "stream",
+        "challenger replicas (group `shadow` on `pokewatch:predict`)",
+        "the lifecycle rule, operators; never users",
+    ),
+    KeyDoc(f"{PREFIX}:reply:<gateway id>", "pub/sub", "decision workers", "the gateway process that asked"),
+    KeyDoc(
+        SCAN_REPLY_TO, "pub/sub", "decision workers (market scan requests)", "nobody: the answers go to the streams"
+    ),
+    KeyDoc(REPLICAS_HASH, "hash", "every worker (heartbeat)", "`/health`, `pokewatch top`, the exporter, operators"),
+    KeyDoc(CATALOG_HASH, "hash", "model replica on load (swapped in with RENAME)", "gateway `/cards`"),
+    KeyDoc(CATALOG_VERSION_KEY, "string", "model replica on load", "model replicas"),
+    KeyDoc(HISTORY_HASH, "hash", "model replica on load (swapped in with RENAME)", "gateway `/cards/{id}/history`"),
+    KeyDoc(
+        LAST_SIGNAL_HASH, "hash", "decision workers", "decision workers (each card's last date, signal, version, price)"
+    ),
+    KeyDoc(f"{SCAN_PREFIX}<from>-><to>", "string", "the model replica that claims a scan (SET NX)", "model replicas"),
+    KeyDoc(
+        f"{WATCHLISTS_PREFIX}<owner>", "hash", "gateway (per API key id, `local` without auth)", "gateway, notifier"
+    ),
+    KeyDoc(WATCHLIST_OWNERS, "set", "gateway, on every watchlist change", "notifier (whose watchlists to read)"),
+    KeyDoc(WATCHLIST_VERSION, "string", "gateway (INCR on every change)", "notifier (reloads when it moves)"),
+    KeyDoc(API_KEYS_HASH, "hash", "`pokewatch keys`", "gateway (key id -> SHA-256 of the secret)"),
+    KeyDoc(f"{RATE_LIMIT_PREFIX}<who>", "string", "gateway (GCRA in Lua)", "gateway"),
+    KeyDoc(LIFECYCLE_KEY, "string (JSON)", "the lifecycle rule after each run", "the model page, the metrics exporter"),
+)
 
 
 def rate_limit_key(who: str) -> str:

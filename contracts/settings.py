@@ -16,10 +16,13 @@ class BrokerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="POKEWATCH_", extra="ignore")
 
     redis_url: str = Field(
-        default="redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "POKEWATCH_REDIS_URL")
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "POKEWATCH_REDIS_URL"),
+        description="the broker; `pokewatch up` starts an embedded one when unset; `rediss://` for TLS",
     )
-    # Approximate MAXLEN of the request path's streams, applied by their publishers.
-    stream_maxlen: int = Field(default=100_000, ge=100)
+    stream_maxlen: int = Field(
+        default=100_000, ge=100, description="approximate cap of the request path's streams, applied by publishers"
+    )
 
 
 def redacted(url: str) -> str:

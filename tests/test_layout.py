@@ -1,4 +1,4 @@
-"""The layout keeps its promises: import rules, module sizes, and the README's map of where things live."""
+"""The layout keeps its promises: import rules, module sizes, and the docs' map of where things live (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -41,15 +41,15 @@ def test_every_module_has_a_docstring() -> None:
     assert not missing, missing
 
 
-def test_the_readme_layout_map_names_files_that_exist() -> None:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_layout_map_names_files_that_exist() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     section = text[text.index("## Layout") :]
     table = [line for line in section.splitlines() if line.startswith("| ") and "`" in line]
     named = [p for line in table for p in re.findall(r"`([\w/<>.-]+\.py)`", line.split("|")[2])]
     assert len(table) >= 20 and named
     for path in named:
         pattern = path.replace("<resource>", "*").replace("<group>", "*")
-        assert list(ROOT.glob(pattern)), f"the README's layout names {path}, which does not exist"
+        assert list(ROOT.glob(pattern)), f"docs/architecture.md's layout names {path}, which does not exist"
     wanted = ["BUY/SELL rule", "dead letter", "hot-reload swap", "walk-forward", "API-key check", "Redis connection",
               "champion's URI"]  # fmt: skip
     for concern in wanted:

@@ -27,6 +27,13 @@ COVERED = {
     "pokewatch asyncapi": "tests/contracts/test_asyncapi.py",
     "export ": "tests/cli/test_airflow.py",
     "airflow ": "tests/cli/test_airflow.py",
+    "grep -r ": "tests/e2e/test_logs.py",  # a request id through every process's log
+    "make docs": "tests/docs/test_site.py",  # builds the site as `make docs` does, then opens it in Chromium
+    "pip install openapi-python-client": "pyproject.toml",  # a dev dependency: `make setup` installs it
+    "openapi-python-client generate": "tests/cli/test_stack_commands.py",
+    "pip install ./pokewatch-client": "tests/cli/test_stack_commands.py",
+    "npx --yes openapi-typescript": "tests/cli/test_stack_commands.py",
+    "curl -X POST localhost:8000/watchlists": "tests/cli/test_stack_commands.py",
     ".venv/bin/pytest ": "tests/",  # runs tests of this suite: the files it names must exist
 }
 

@@ -7,6 +7,7 @@ dashboard's queries are run against a real Prometheus in tests/e2e/test_metrics.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -76,3 +77,10 @@ def test_the_dashboard_is_a_grafana_configmap_with_the_sidecar_label() -> None:
             text=True,
         )
         assert out.returncode == 0, (query, out.stdout + out.stderr)
+
+
+def test_every_alert_has_a_section_saying_what_to_do() -> None:
+    page = (ROOT / "docs" / "operators" / "alerts.md").read_text(encoding="utf-8")
+    sections = set(re.findall(r"^## (\w+)$", page, re.MULTILINE))
+    alerts = {r["alert"] for r in rule_groups()["groups"][0]["rules"]}
+    assert alerts == sections, ("alerts without a section", alerts - sections, "sections of no alert", sections - alerts)

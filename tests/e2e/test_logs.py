@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import httpx
 import pytest
@@ -37,3 +38,7 @@ def test_a_request_id_is_on_the_gateway_model_and_decision_log_lines(redis_serve
         assert all(doc["request_id"] == request_id for doc in found), found
     assert {doc["service"] for doc in models} <= {"model-1", "model-2"}
     assert {doc["service"] for doc in gateway} == {"gateway"} and {doc["service"] for doc in decision} == {"decision-1"}
+    # docs/operators/logs.md: grep -r <request id> .pokewatch/data/logs/
+    grep = subprocess.run(["grep", "-r", request_id, f"{champion_data_dir}/logs/"], capture_output=True, text=True)
+    files = {line.split(":", 1)[0].rsplit("/", 1)[1] for line in grep.stdout.splitlines()}
+    assert {"gateway.log", "decision-1.log"} <= files and files & {"model-1.log", "model-2.log"}, files
