@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up test lint format bench deploy-tools asyncapi-schema
+.PHONY: setup up test lint format bench deploy-tools asyncapi-schema docs docs-build
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +50,19 @@ $(SPECS)/package/schemas/3.0.0-without-$$id.json:
 
 asyncapi-schema: $(SPECS)/package/schemas/3.0.0-without-$$id.json
 
-## test: lint, then the whole test suite (deployment checks included)
-test: lint deploy-tools asyncapi-schema
+## docs-build: the docs site into .pokewatch/site; --strict fails on a broken link or anchor
+docs-build: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+## docs: regenerate the reference pages from the code, then serve the site at http://127.0.0.1:8001
+## (rebuilt on every change; `mkdocs build` output opens from the file system too)
+DOCS_ADDR ?= 127.0.0.1:8001
+docs: $(STAMP)
+	$(BIN)/python -m tools.reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict -a $(DOCS_ADDR)
+
+## test: lint, the docs build, then the whole test suite (deployment checks included)
+test: lint docs-build deploy-tools asyncapi-schema
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -1,1 +1,1 @@
-"""Benchmarks: they print figures and never assert them (see README, Benchmarks)."""
+"""Benchmarks: they print figures and never assert them (see docs/benchmarks.md)."""

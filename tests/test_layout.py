@@ -1,4 +1,4 @@
-"""The layout keeps its promises: import rules, module sizes, and the docs' map of where things live (docs/architecture.md)."""
+"""The layout keeps its promises: import rules, module sizes, the map of where things live (docs/architecture.md)."""
 
 from __future__ import annotations
 

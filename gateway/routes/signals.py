@@ -68,7 +68,7 @@ def event(entry_id: str, payload: bytes) -> bytes:
 
 # Not in the OpenAPI schema: a response that never ends cannot be described
 # there, and a client generated from the schema (or a fuzzer) would wait on it
-# forever. The README documents it.
+# forever. docs/subscribers/sse.md documents it.
 @router.get("/signals/stream", response_class=StreamingResponse, include_in_schema=False)
 async def signal_changes(
     request: Request,

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def pages() -> dict[str, str]:
-    """README.md and docs/**/*.md, by path relative to the checkout."""
-    files = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    """README.md, docs/**/*.md and k8s/README.md (included in the site), by path relative to the checkout."""
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), ROOT / "k8s" / "README.md"]
     return {str(p.relative_to(ROOT)): p.read_text(encoding="utf-8") for p in files}
 
 
 def blocks(lang: str) -> list[tuple[str, str]]:
     """Every fenced block of `lang`, with the page it is on."""
-    pattern = re.compile(rf"^```{re.escape(lang)}\n(.*?)^```", re.DOTALL | re.MULTILINE)
-    return [(page, b) for page, text in pages().items() for b in pattern.findall(text)]
+    pattern = re.compile(rf"^([ \t]*)```{re.escape(lang)}\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
+    return [(page, textwrap.dedent(body)) for page, text in pages().items() for _indent, body in pattern.findall(text)]
 
 
 def shell_commands() -> list[tuple[str, str]]:

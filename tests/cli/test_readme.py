@@ -34,6 +34,12 @@ COVERED = {
     "pip install ./pokewatch-client": "tests/cli/test_stack_commands.py",
     "npx --yes openapi-typescript": "tests/cli/test_stack_commands.py",
     "curl -X POST localhost:8000/watchlists": "tests/cli/test_stack_commands.py",
+    # k8s/README.md (the site's Kubernetes page):
+    "docker build -f docker/": "tests/deploy/test_images.py",  # the same Dockerfiles and context, built with Podman
+    # No cluster here: the manifests this command acts on are validated against the Kubernetes schemas and
+    # checkov, and the command it runs in the pod (`pokewatch keys create`) is tested in tests/cli/test_keys.py.
+    "kubectl ": "tests/deploy/test_manifests.py",
+    'curl -H "X-API-Key: <key>" -X POST': "tests/e2e/test_security.py",  # a key-authorized /fair_price
     ".venv/bin/pytest ": "tests/",  # runs tests of this suite: the files it names must exist
 }
 

@@ -7,11 +7,13 @@ import shutil
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import redis
 
 from contracts import keys
+from tests.cli.documented import one_block, shell_commands
 from tests.e2e.conftest import running_stack, scan_decisions
 
 pytestmark = pytest.mark.slow
@@ -147,3 +149,75 @@ def test_the_readme_scan_command_decides_every_card_once(running) -> None:
             break
         time.sleep(0.2)
     assert sorted(scans.values()) == [40, 40], "the start-up scan and this one, each every card once"
+
+
+def _documented(prefix: str) -> str:
+    """The one documented shell command that starts with `prefix`, as the docs write it."""
+    (command,) = {c for _, c in shell_commands() if c.startswith(prefix)}
+    return command
+
+
+def test_the_documented_webhook_task_creates_a_price_below_watchlist(running) -> None:
+    """docs/collectors/watchlists.md, "Get a webhook when a card drops below a price": both ways, as written."""
+    import os
+    import shlex
+    import sys
+
+    env = {**os.environ, "POKEWATCH_GATEWAY_URL": running.url}
+    env.pop("POKEWATCH_API_KEY", None)
+    by_cli = shlex.split(_documented("pokewatch watch add demo-00003 --rule price_below --target 5 --webhook"))
+    out = subprocess.run([sys.executable, "-m", "workers.cli", *by_cli[1:]], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    by_curl = shlex.split(_documented("curl -X POST localhost:8000/watchlists").replace("localhost:8000", running.url))
+    answer = subprocess.run([*by_curl, "-s"], capture_output=True, text=True, timeout=30, check=True)
+    for created in (json.loads(out.stdout), json.loads(answer.stdout)):
+        assert created["items"] == [{"card_id": "demo-00003", "rule": "price_below", "target": 5.0}], created
+        assert created["webhook_url"] == "https://hooks.example.com/pokewatch" and created["name"] == "below 5"
+        assert created["webhook_secret"].startswith("whsec_"), "the signing secret, shown once"
+
+
+def test_the_documented_python_client_is_generated_from_the_live_schema_and_prices_a_card(running, tmp_path) -> None:
+    """docs/collectors/clients.md, run as written against the running stack (localhost:8000 -> its URL)."""
+    import os
+    import shlex
+    import sys
+
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}  # its post-hooks run ruff from PATH
+    generate = shlex.split(_documented("openapi-python-client generate").replace("http://127.0.0.1:8000", running.url))
+    out = subprocess.run(generate, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    package = tmp_path / "pokewatch-client" / "poke_watch_client"
+    operations = {p.stem for p in package.glob("api/*/*.py")} - {"__init__"}
+    assert {"get_fair_price", "get_fair_prices", "list_cards", "create_watchlist", "get_health"} <= operations
+    # pip install ./pokewatch-client (into a folder of its own, not this environment)
+    install = _documented("pip install ./pokewatch-client").split()[2:]
+    site = tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), *install]
+    out = subprocess.run(pip, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    example = one_block("python", "poke_watch_client").replace("http://127.0.0.1:8000", running.url)
+    run = subprocess.run(
+        [sys.executable, "-c", example], cwd=tmp_path, env={**env, "PYTHONPATH": str(site)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    card, market, fair, signal, *_ = run.stdout.split(" ", 4)
+    assert card == "demo-00000" and float(market) > 0 and float(fair) > 0 and signal in ("BUY", "SELL", "HOLD")
+
+
+def test_the_documented_typescript_types_are_generated_from_the_live_schema(running, tmp_path) -> None:
+    """docs/collectors/clients.md's npx line (needs Node.js and the npm registry; else skipped, saying why)."""
+    import shlex
+
+    if shutil.which("npx") is None:
+        pytest.skip("Node.js (npx) is not installed: apt-get install nodejs npm")
+    command = shlex.split(_documented("npx --yes openapi-typescript").replace("http://127.0.0.1:8000", running.url))
+    out = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    if out.returncode != 0 and ("ENOTFOUND" in out.stderr or "EAI_AGAIN" in out.stderr or "ECONN" in out.stderr):
+        pytest.skip(f"the npm registry is out of reach: {out.stderr.strip()[-200:]}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    types = (tmp_path / "pokewatch.d.ts").read_text()
+    assert '"/fair_price"' in types and "get_fair_price:" in types and "create_watchlist:" in types

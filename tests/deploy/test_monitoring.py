@@ -83,4 +83,4 @@ def test_every_alert_has_a_section_saying_what_to_do() -> None:
     page = (ROOT / "docs" / "operators" / "alerts.md").read_text(encoding="utf-8")
     sections = set(re.findall(r"^## (\w+)$", page, re.MULTILINE))
     alerts = {r["alert"] for r in rule_groups()["groups"][0]["rules"]}
-    assert alerts == sections, ("alerts without a section", alerts - sections, "sections of no alert", sections - alerts)
+    assert alerts == sections, ("without a section", alerts - sections, "sections of no alert", sections - alerts)

@@ -50,6 +50,54 @@ class _Assets(HTMLParser):
             self.loaded.append(a["href"] or "")
 
 
+def test_make_docs_serves_the_site() -> None:
+    """`make docs`, as the quick start names it, on a free port: the home page and a task page answer."""
+    import signal
+    import time
+
+    import httpx
+
+    from workers.local.embedded import free_port
+
+    if not (ROOT / ".venv" / ".installed").exists():
+        pytest.skip("`make docs` runs from the checkout's .venv (made by `make setup`)")
+    addr = f"127.0.0.1:{free_port()}"
+    proc = subprocess.Popen(
+        ["make", "docs", f"DOCS_ADDR={addr}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline, home = time.monotonic() + 120, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                home = httpx.get(f"http://{addr}/", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert home is not None and home.status_code == 200 and "<title>PokeWatch" in home.text, proc.poll()
+        page = httpx.get(f"http://{addr}/collectors/watchlists.html", timeout=5)
+        assert page.status_code == 200 and 'id="get-a-webhook-when-a-card-drops-below-a-price"' in page.text
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+def test_the_readme_is_a_landing_page_whose_links_resolve() -> None:
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert text.count("\n") <= 120
+    assert "make up\nmake test\n" in text and "make docs" in text
+    for target, anchor in re.findall(r"\]\(([^)#\s]+)(?:#([^)]+))?\)", text):
+        if target.startswith("http"):
+            continue
+        assert (ROOT / target).exists(), target
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", (ROOT / target).read_text(encoding="utf-8"), re.MULTILINE)
+            slugs = {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
+            assert anchor in slugs, (target, anchor)
+
+
 def test_a_broken_link_fails_the_strict_build(tmp_path: Path) -> None:
     page = ROOT / "docs" / "_broken_link_probe.md"
     page.write_text("# Probe\n\n[gone](operators/alerts.md#no-such-alert)\n", encoding="utf-8")

@@ -66,3 +66,17 @@ def test_bad_volume_is_quarantined_not_crashing():
     out = validate(_raw([{**GOOD, "volume": "lots"}, {**GOOD, "date": "2026-01-02", "volume": "3"}]))
     assert out.reasons() == {"bad volume": 1}
     assert out.clean["volume"].tolist() == [3.0]
+
+
+def test_the_documented_csv_example_is_read_and_validated_whole(tmp_path) -> None:
+    """docs/pipeline/pipeline.md, "Bring your own prices": its example rows pass through the file source."""
+    from datetime import date
+
+    from tests.cli.documented import one_block
+    from workers.pipeline.schema import validate as validate_rows
+    from workers.pipeline.sources.file import FileSource
+
+    (tmp_path / "my_prices.csv").write_text(one_block("csv", "card_id,card_name"))
+    checked = validate_rows(FileSource(tmp_path / "my_prices.csv").fetch(date(2026, 12, 2)))
+    assert len(checked.clean) == 2 and checked.quarantined.empty
+    assert set(checked.clean["card_id"]) == {"base1-4"} and checked.clean["market_price"].tolist() == [412.5, 405.0]
