@@ -84,3 +84,8 @@ def test_every_alert_has_a_section_saying_what_to_do() -> None:
     sections = set(re.findall(r"^## (\w+)$", page, re.MULTILINE))
     alerts = {r["alert"] for r in rule_groups()["groups"][0]["rules"]}
     assert alerts == sections, ("without a section", alerts - sections, "sections of no alert", sections - alerts)
+
+
+def test_every_alert_points_at_its_section() -> None:
+    for rule in rule_groups()["groups"][0]["rules"]:
+        assert rule["annotations"]["runbook"] == f"docs/operators/alerts.md#{rule['alert'].lower()}", rule["alert"]
