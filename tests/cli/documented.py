@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import textwrap
 from pathlib import Path
 
@@ -22,13 +23,26 @@ def blocks(lang: str) -> list[tuple[str, str]]:
 
 
 def shell_commands() -> list[tuple[str, str]]:
-    """Every line of every bash block (its trailing `  # comment` cut), with the page it is on."""
-    return [
-        (page, line.split("  #")[0].strip())
-        for page, block in blocks("bash")
-        for line in block.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+    """Every command of every bash block, with the page it is on: trailing `  # comments` cut, a line
+    ending in a backslash or inside an open quote joined to the next, whitespace runs made one space."""
+    out = []
+    for page, block in blocks("bash"):
+        pending = ""
+        for line in block.splitlines():
+            code = line.split("  #")[0].strip()
+            if not code or (code.startswith("#") and not pending):
+                continue
+            pending = f"{pending} {code}".strip().removesuffix("\\").strip() if pending else code.removesuffix("\\")
+            try:
+                shlex.split(pending)
+            except ValueError:  # an open quote: the command goes on
+                continue
+            if code.endswith("\\"):
+                continue
+            out.append((page, " ".join(pending.split())))
+            pending = ""
+        assert not pending, f"{page}: a command never ends: {pending!r}"
+    return out
 
 
 def one_block(lang: str, marker: str) -> str:
