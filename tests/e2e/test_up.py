@@ -57,6 +57,7 @@ def test_up_brings_the_whole_stack_up_and_ctrl_c_stops_it(tmp_path: Path) -> Non
         assert "no champion model yet" in text and "promoted to champion" in text
         assert "curl" in text
         assert "authentication is off" in text, "the open local default says so"
+        assert "docs: `make docs` serves the documentation site" in text and f"{port}/ui" in text
         broker_port = int(re.search(r"broker: redis://127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]
 
         card = httpx.get(f"http://127.0.0.1:{port}/cards", params={"page_size": 1}).json()["items"][0]["card_id"]

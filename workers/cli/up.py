@@ -110,7 +110,9 @@ def _banner(stack: Any, settings: PipelineSettings) -> None:
     console.print(
         f"metrics: {stack.url}/metrics and every worker's; `prometheus --config.file {scrape}` scrapes them all"
     )
+    console.print(f"pages: {stack.url}/ui   streams: {stack.url}/asyncapi")
     console.print("operators: `pokewatch top` (REDIS_URL as above)")
+    console.print("docs: `make docs` serves the documentation site at http://127.0.0.1:8001 (from the checkout)")
     console.print("try:")
     console.print(
         f"  curl -s -X POST {stack.url}/fair_price -H 'content-type: application/json' "
