@@ -48,3 +48,11 @@ def test_every_key_and_command_is_in_the_reference() -> None:
     cli_page = (reference.OUT / "cli.md").read_text(encoding="utf-8")
     for command in ("pokewatch up", "pokewatch pipeline run", "pokewatch model challenger", "pokewatch watch add"):
         assert f"## `{command}`" in cli_page, command
+
+
+def test_the_committed_architecture_diagram_is_what_its_script_draws() -> None:
+    from tools import diagram
+
+    assert diagram.OUT.read_text(encoding="utf-8") == diagram.draw(), "run `python -m tools.diagram`"
+    for stream in ("predict", "quotes", "shadow-quotes", "signal-changes", "price-updates", "alerts", "model-events"):
+        assert f">{stream}<" in diagram.draw(), stream
