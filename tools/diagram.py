@@ -37,7 +37,7 @@ def draw() -> str:
         if sub:
             out.append(f'<text x="{x + w / 2}" y="{y + 32}" class="s">{sub}</text>')
 
-    def L(name, side, f=0.5):
+    def edge(name, side, f=0.5):
         x, y, w, h = boxes[name]
         return {"l": (x, y + h * f), "r": (x + w, y + h * f), "t": (x + w * f, y), "b": (x + w * f, y + h)}[side]
 
@@ -72,55 +72,68 @@ def draw() -> str:
     box("replicas", 1, Y6, "replicas", "stream", "heartbeats (hash)")
     box("dead", 2, Y6, "dead-letter", "stream", "refused, with reason")
 
-    arrow([L("client", "r"), L("gateway", "l")], "HTTP")
-    arrow([L("gateway", "r"), L("predict", "l")], "XADD")
-    arrow([L("predict", "r"), L("model", "l")], "model", at=(cx(3) - 13, Y1 + 34))
-    arrow([L("model", "r"), L("quotes", "l")], "XADD")
-    arrow([L("quotes", "r"), L("decision", "l")], "decision", at=(cx(5) - 13, Y1 + 34))
-    arrow([L("decision", "r"), L("signals", "l")], "XADD")
-    px = L("predict", "b")[0]
-    arrow([L("predict", "b"), (px, Y2 + 20), L("challenger", "l")], "shadow", at=(px + 8, Y2 + 14), anchor="start")
-    arrow([L("challenger", "r"), L("shadow", "l")], "XADD")
-    dx = cx(5) + BW - 20
-    arrow([(dx, Y1 + BH), (dx, Y2 + 10), (cx(6) - 8, Y2 + 10), (cx(6) - 8, Y2 + 40), L("changes", "l")])
-    arrow([(cx(6) - 8, Y2 + 40), (cx(6) - 8, Y3 + 50), L("updates", "l")])
-    rx = cx(5) + 20
-    arrow([(rx, Y1 + BH), L("reply", "t", 20 / BW)], "PUBLISH", at=(rx + 4, Y2 + 6), anchor="start")
-    gx = L("gateway", "b", 0.7)[0]
+    arrow([edge("client", "r"), edge("gateway", "l")], "HTTP")
+    arrow([edge("gateway", "r"), edge("predict", "l")], "XADD")
+    arrow([edge("predict", "r"), edge("model", "l")], "model", at=(cx(3) - 13, Y1 + 34))
+    arrow([edge("model", "r"), edge("quotes", "l")], "XADD")
+    arrow([edge("quotes", "r"), edge("decision", "l")], "decision", at=(cx(5) - 13, Y1 + 34))
+    arrow([edge("decision", "r"), edge("signals", "l")], "XADD")
+    px = edge("predict", "b")[0]
     arrow(
-        [L("reply", "b"), (L("reply", "b")[0], 288), (gx, 288), (gx, Y1 + BH)],
+        [edge("predict", "b"), (px, Y2 + 20), edge("challenger", "l")], "shadow", at=(px + 8, Y2 + 14), anchor="start"
+    )
+    arrow([edge("challenger", "r"), edge("shadow", "l")], "XADD")
+    dx = cx(5) + BW - 20
+    arrow([(dx, Y1 + BH), (dx, Y2 + 10), (cx(6) - 8, Y2 + 10), (cx(6) - 8, Y2 + 40), edge("changes", "l")])
+    arrow([(cx(6) - 8, Y2 + 40), (cx(6) - 8, Y3 + 50), edge("updates", "l")])
+    rx = cx(5) + 20
+    arrow([(rx, Y1 + BH), edge("reply", "t", 20 / BW)], "PUBLISH", at=(rx + 4, Y2 + 6), anchor="start")
+    gx = edge("gateway", "b", 0.7)[0]
+    arrow(
+        [edge("reply", "b"), (edge("reply", "b")[0], 288), (gx, 288), (gx, Y1 + BH)],
         "SUBSCRIBE: the answer",
         at=(gx + 6, 283),
         anchor="start",
     )
-    arrow([L("pipeline", "r"), L("events", "l")], "XADD")
+    arrow([edge("pipeline", "r"), edge("events", "l")], "XADD")
     arrow(
-        [L("events", "b", 0.3), L("model", "t", 0.3)],
+        [edge("events", "b", 0.3), edge("model", "t", 0.3)],
         "XREAD (each replica)",
         at=(cx(3) + BW * 0.3 + 6, Y1 - 20),
         anchor="start",
     )
     ex = cx(4) + BW / 2
     gap = cx(2) - 13
-    pb = L("pipeline", "b")
-    arrow([L("shadow", "b"), (ex, 270), (gap, 270), (gap, Y0 + BH + 16), (pb[0], Y0 + BH + 16), pb], cls="a dim")
+    pb = edge("pipeline", "b")
+    arrow([edge("shadow", "b"), (ex, 270), (gap, 270), (gap, Y0 + BH + 16), (pb[0], Y0 + BH + 16), pb], cls="a dim")
     out.append(
         f'<text x="{cx(2) + 40}" y="{266}" class="l" text-anchor="start">read by the pipeline\'s lifecycle rule</text>'
     )
     nx = cx(6) + BW + 12
     arrow(
-        [L("changes", "r"), (nx, L("changes", "r")[1]), (nx, Y5 - 30), (cx(5) + BW / 2, Y5 - 30), L("notifier", "t")],
+        [
+            edge("changes", "r"),
+            (nx, edge("changes", "r")[1]),
+            (nx, Y5 - 30),
+            (cx(5) + BW / 2, Y5 - 30),
+            edge("notifier", "t"),
+        ],
         "notifier",
         at=(cx(5) + BW / 2 + 6, Y5 - 8),
         anchor="start",
     )
-    arrow([L("updates", "r"), (nx, L("updates", "r")[1])], head=False)
-    arrow([L("notifier", "r", 0.3), L("alerts", "l", 0.3)], "XADD")
-    arrow([L("alerts", "l", 0.75), L("notifier", "r", 0.75)], None)
-    arrow([L("alerts", "b"), L("hooks", "t")], "POST (retried)", at=(L("alerts", "b")[0] + 6, Y6 - 10), anchor="start")
-    uy = L("updates", "l", 0.85)[1]
+    arrow([edge("updates", "r"), (nx, edge("updates", "r")[1])], head=False)
+    arrow([edge("notifier", "r", 0.3), edge("alerts", "l", 0.3)], "XADD")
+    arrow([edge("alerts", "l", 0.75), edge("notifier", "r", 0.75)], None)
     arrow(
-        [L("updates", "l", 0.85), (cx(4) + BW / 2, uy), L("subs", "t")],
+        [edge("alerts", "b"), edge("hooks", "t")],
+        "POST (retried)",
+        at=(edge("alerts", "b")[0] + 6, Y6 - 10),
+        anchor="start",
+    )
+    uy = edge("updates", "l", 0.85)[1]
+    arrow(
+        [edge("updates", "l", 0.85), (cx(4) + BW / 2, uy), edge("subs", "t")],
         "changes, updates: own groups, SSE",
         at=(cx(4) + BW / 2 + 6, uy + 14),
         anchor="start",

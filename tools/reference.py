@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,21 +82,25 @@ def default_of(field: FieldInfo) -> str:
     return f"`{text}`" if text else "empty"
 
 
-def settings_rows() -> list[tuple[str, str, str, str]]:
-    """(variable, default, read by, description) for every settings field, each variable once."""
-    rows: dict[str, tuple[str, str, list[str], str]] = {}
+def settings_fields() -> Iterator[tuple[str, list[str], FieldInfo]]:
+    """(who reads it, its environment names, the field) for every field of every settings class."""
     for who, cls in settings_classes().items():
         prefix = cls.model_config.get("env_prefix", "")
         for name, field in cls.model_fields.items():
             if not field.description:
                 raise ValueError(f"{cls.__name__}.{name} has no description: add Field(description=...)")
-            names = env_names(name, field, prefix)
-            key = names[0]
-            if key in rows:
-                rows[key][2].append(who)
-                continue
-            shown = f"`{names[0]}`" + (f" (or `{names[1]}`)" if len(names) > 1 else "")
-            rows[key] = (shown, default_of(field), [who], field.description.replace("|", "\\|"))
+            yield who, env_names(name, field, prefix), field
+
+
+def settings_rows() -> list[tuple[str, str, str, str]]:
+    """(variable, default, read by, description) for every settings field, each variable once."""
+    rows: dict[str, tuple[str, str, list[str], str]] = {}
+    for who, names, field in settings_fields():
+        if names[0] in rows:
+            rows[names[0]][2].append(who)
+            continue
+        shown = f"`{names[0]}`" + (f" (or `{names[1]}`)" if len(names) > 1 else "")
+        rows[names[0]] = (shown, default_of(field), [who], (field.description or "").replace("|", "\\|"))
     return [(v, d, ", ".join(w), desc) for v, d, w, desc in sorted(rows.values(), key=lambda r: r[0])]
 
 
@@ -104,17 +108,19 @@ _DIRECT = re.compile(r"""(?:environ\.get\(|getenv\(|envvar=)\s*["']([A-Z][A-Z0-9
 
 
 def direct_variables() -> dict[str, tuple[str, list[str]]]:
-    """Variables read directly in the source: name -> (default, [files])."""
-    settings = {v.strip("`").split("`")[0] for v, *_ in settings_rows()}
+    """Variables read directly in the source, not through a settings class: name -> (default, [files])."""
+    settings = {env for _, names, _ in settings_fields() for env in names}
     found: dict[str, tuple[str, list[str]]] = {}
     for path in sorted(p for pkg in ("contracts", "gateway", "workers", "dags") for p in (ROOT / pkg).rglob("*.py")):
         for name, default in _DIRECT.findall(path.read_text(encoding="utf-8")):
             if name in settings:
                 continue
+            files = found.setdefault(name, ("unset", []))[1]
             where = str(path.relative_to(ROOT))
-            default_shown = f"`{default}`" if default else found.get(name, ("unset", []))[0]
-            files = found.get(name, ("", []))[1]
-            found[name] = (default_shown, [*files, where] if where not in files else files)
+            if where not in files:
+                files.append(where)
+            if default:
+                found[name] = (f"`{default}`", files)
     return found
 
 

@@ -17,11 +17,10 @@ def test_the_committed_reference_page_is_what_the_code_generates(name: str) -> N
 
 def test_every_setting_has_a_description_and_is_in_the_configuration_page() -> None:
     page = (reference.OUT / "configuration.md").read_text(encoding="utf-8")
-    for cls in reference.settings_classes().values():
-        prefix = cls.model_config.get("env_prefix", "")
-        for name, field in cls.model_fields.items():
-            assert field.description, f"{cls.__name__}.{name} needs a description"
-            assert f"`{reference.env_names(name, field, prefix)[0]}`" in page, name
+    fields = list(reference.settings_fields())  # raises on a field without a description
+    assert len(fields) >= 60
+    for _, names, _ in fields:
+        assert f"`{names[0]}`" in page, names
 
 
 def test_every_variable_read_directly_is_described() -> None:
